@@ -1,0 +1,124 @@
+import { CorpusError, formatIssue, readSentences, type SentenceFormat } from '@hanmadi/corpus';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { ModelFileError, writeModelFile } from './model-file.js';
+import { Tokenizer } from './tokenizer.js';
+import { trainBpe, VocabSizeError } from './trainer.js';
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const consoleIo: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('must be a number in (0, 1]');
+  return n;
+}
+
+interface TrainFlags {
+  input: string;
+  out: string;
+  vocabSize: number;
+  characterCoverage: number;
+  byteFallback: boolean;
+  userDefinedSymbols?: string;
+  format?: SentenceFormat;
+  skipInvalid: boolean;
+}
+
+function program(io: Io): Command {
+  const cli = new Command('pnpm tokenizer')
+    .description('Train a SentencePiece-compatible BPE tokenizer and apply it')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
+
+  cli
+    .command('train')
+    .description('train a BPE vocabulary and write <out>.model and <out>.vocab')
+    .requiredOption('--input <file>', 'corpus: .csv/.tsv/.jsonl question-answer pairs (both sides are used) or .txt, one sentence a line')
+    .requiredOption('--out <file.model>', 'where to write the SentencePiece model')
+    .option('--vocab-size <n>', 'vocabulary size, special pieces included', positiveInt, 8000)
+    .option('--character-coverage <x>', 'share of character occurrences the alphabet covers', fraction, 1)
+    .option('--byte-fallback', 'spell characters outside the alphabet as UTF-8 byte pieces instead of <unk>', false)
+    .option('--user-defined-symbols <list>', 'comma-separated pieces that are never split or merged')
+    .option('--format <format>', 'override the format taken from the extension (csv, tsv, jsonl, txt)')
+    .option('--skip-invalid', 'skip invalid records with a warning instead of stopping', false)
+    .action(async (flags: TrainFlags) => {
+      const started = performance.now();
+      const sentences = await readSentences(flags.input, {
+        skipInvalid: flags.skipInvalid,
+        ...(flags.format ? { format: flags.format } : {}),
+      });
+      const model = trainBpe(sentences, {
+        vocabSize: flags.vocabSize,
+        characterCoverage: flags.characterCoverage,
+        byteFallback: flags.byteFallback,
+        userDefinedSymbols: flags.userDefinedSymbols ? flags.userDefinedSymbols.split(',').filter(Boolean) : [],
+        input: [flags.input],
+      });
+      const out = flags.out.endsWith('.model') ? flags.out : `${flags.out}.model`;
+      const written = await writeModelFile(out, model);
+      const seconds = ((performance.now() - started) / 1000).toFixed(2);
+      io.out(`trained ${model.pieces.length} pieces on ${sentences.length} sentences in ${seconds} s`);
+      io.out(`wrote ${written.model} and ${written.vocab}`);
+    });
+
+  cli
+    .command('encode')
+    .description('print the pieces and ids of a text')
+    .requiredOption('--model <file.model>', 'SentencePiece model')
+    .argument('<text...>', 'text to encode')
+    .action(async (words: string[], flags: { model: string }) => {
+      const tokenizer = await Tokenizer.load(flags.model);
+      const text = words.join(' ');
+      io.out(`pieces: ${tokenizer.encodePieces(text).join(' ')}`);
+      io.out(`ids:    ${tokenizer.encode(text).join(' ')}`);
+    });
+
+  cli
+    .command('decode')
+    .description('print the text of a sequence of ids')
+    .requiredOption('--model <file.model>', 'SentencePiece model')
+    .argument('<ids...>', 'token ids')
+    .action(async (ids: string[], flags: { model: string }) => {
+      const tokenizer = await Tokenizer.load(flags.model);
+      io.out(tokenizer.decode(ids.map((id) => positiveIntOrZero(id))));
+    });
+
+  return cli;
+}
+
+function positiveIntOrZero(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a token id`);
+  return n;
+}
+
+/** Runs the tokenizer CLI; returns the process exit code. Known failures print one line, never a stack. */
+export async function runTokenizerCli(argv: string[], io: Io = consoleIo): Promise<number> {
+  try {
+    await program(io).parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    if (error instanceof CorpusError || error instanceof ModelFileError || error instanceof VocabSizeError || error instanceof RangeError) {
+      io.err(`error: ${error.message}`);
+      return 1;
+    }
+    if (error instanceof InvalidArgumentError) {
+      io.err(`error: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+export { formatIssue };

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['{apps,packages,scripts}/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    // The interop and training tests do real work on 2 cores.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // CI also writes a JSON report, from which .ci/run prints a plain
+    // "N passed, N failed" closing line.
+    reporters: process.env['CI'] === 'true' ? ['default', ['json', { outputFile: '.ci/vitest-report.json' }]] : ['default'],
+  },
+});
