@@ -58,3 +58,16 @@ describe('pnpm tokenizer', () => {
     }
   });
 });
+
+describe('pnpm tokenizer train --out', () => {
+  it('creates missing folders, and names an unwritable target', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hanmadi-cli-out-'));
+    const nested = join(dir, 'a', 'b', 'tok.model');
+    expect((await run('train', '--input', BUNDLED_CORPUS, '--vocab-size', '800', '--out', nested)).code).toBe(0);
+    const blocker = join(dir, 'file');
+    writeFileSync(blocker, 'x');
+    const { code, err } = await run('train', '--input', BUNDLED_CORPUS, '--vocab-size', '800', '--out', join(blocker, 'tok.model'));
+    expect(code).toBe(1);
+    expect(err.join('\n')).toMatch(/file\/tok\.model: cannot write: E(NOTDIR|EXIST)/u);
+  });
+});

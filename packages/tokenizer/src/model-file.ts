@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { decodeModelProto, encodeModelProto, ModelType, PieceType, type ModelProto } from './proto.js';
 
@@ -20,8 +21,14 @@ export class ModelFileError extends Error {
  */
 export async function writeModelFile(path: string, model: ModelProto): Promise<{ model: string; vocab: string }> {
   const vocab = `${path.replace(/\.model$/u, '')}.vocab`;
-  await writeFileAtomic(path, Buffer.from(encodeModelProto(model)), { fsync: true });
-  await writeFileAtomic(vocab, vocabText(model), { fsync: true, encoding: 'utf8' });
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, Buffer.from(encodeModelProto(model)), { fsync: true });
+    await writeFileAtomic(vocab, vocabText(model), { fsync: true, encoding: 'utf8' });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new ModelFileError(path, `cannot write: ${code ?? message}`);
+  }
   return { model: path, vocab };
 }
 
