@@ -3,3 +3,4 @@ export { ModelFileError, parseModel, readModelFile, vocabText, writeModelFile } 
 export { decodeModelProto, encodeModelProto, ModelType, PieceType, type ModelProto, type NormalizerSpec, type SentencePiece, type TrainerSpec } from './proto.js';
 export { Tokenizer, type SpecialIds } from './tokenizer.js';
 export { spmAvailable, spmEncodeIds, spmTrain } from './spm.js';
+export { withoutEmscriptenHandlers } from './emscripten.js';

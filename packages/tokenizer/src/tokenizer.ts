@@ -2,6 +2,7 @@
 /// <reference path="./sentencepiece-js.d.ts" />
 import { normalizeText } from '@hanmadi/corpus';
 import sentencepiece, { type SentencePieceProcessor } from 'sentencepiece-js';
+import { withoutEmscriptenHandlers } from './emscripten.js';
 import { ModelFileError, readModelFile } from './model-file.js';
 import { PieceType, type ModelProto } from './proto.js';
 import { SPECIAL_IDS } from './trainer.js';
@@ -98,23 +99,3 @@ export class Tokenizer {
   }
 }
 
-/**
- * Emscripten's Node glue installs process-wide `uncaughtException` and
- * `unhandledRejection` handlers that rethrow (printing a megabyte of minified
- * code) each time a module is instantiated; one per loaded model would also
- * trip Node's listener-leak warning. Errors here are the caller's to handle.
- */
-async function withoutEmscriptenHandlers<T>(fn: () => Promise<T>): Promise<T> {
-  const events = ['uncaughtException', 'unhandledRejection'];
-  const listeners = (e: string): Set<unknown> => new Set(process.listeners(e as 'uncaughtException'));
-  const before = new Map(events.map((e) => [e, listeners(e)]));
-  try {
-    return await fn();
-  } finally {
-    for (const e of events) {
-      for (const listener of listeners(e)) {
-        if (!before.get(e)!.has(listener)) process.removeListener(e, listener as (...args: unknown[]) => void);
-      }
-    }
-  }
-}

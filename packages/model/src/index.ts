@@ -1,0 +1,16 @@
+export { ModelConfigSchema, PRESETS, isPresetName, presetConfig, type ModelConfig, type PresetName } from './config.js';
+export { MASKED, MultiHeadAttention, paddingMask, scaledDotProductAttention, subsequentMask, type KeyValue } from './attention.js';
+export { DecoderLayer, EncoderLayer, LayerNorm, PositionwiseFeedForward, SublayerConnection, positionalEncoding, type LayerCache } from './layers.js';
+export { LabelSmoothing, crossEntropySum } from './loss.js';
+export { noamSchedule } from './schedule.js';
+export { Adam, PAPER_ADAM, clipByGlobalNorm, type AdamOptions } from './optimizer.js';
+export { disposeBatch, makeBatch, sourceTensor, type Example, type TensorBatch } from './batch.js';
+export { Transformer, type DecodingState, type ForwardOptions } from './transformer.js';
+export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-step.js';
+export { Dropout, ParamStore } from './params.js';
+export { Rng } from './random.js';
+export { gatherRows, linear, linear3d } from './ops.js';
+export { exportWeights, importWeights, loadModel, saveModel, WEIGHTS_LAYOUT, type LoadedModel, type SaveModelOptions } from './persist.js';
+export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig } from './model-dir.js';
+export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
+export { greedyDecode, type GreedyOutput } from './generation/greedy.js';

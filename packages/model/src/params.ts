@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from './random.js';
+
+let storeCounter = 0;
+
+/**
+ * The model's trainable tensors by stable names (`encoder.layers.0.ffn.w1`),
+ * the names under which they are saved. TensorFlow.js keeps one global
+ * registry of variable names, so each store prefixes its own id.
+ */
+export class ParamStore {
+  readonly variables = new Map<string, tf.Variable>();
+  private readonly prefix = `hanmadi${storeCounter++}/`;
+
+  constructor(private readonly rng: Rng) {}
+
+  private add(name: string, value: tf.Tensor): tf.Variable {
+    if (this.variables.has(name)) throw new Error(`duplicate parameter ${name}`);
+    const v = tf.variable(value, true, this.prefix + name);
+    value.dispose();
+    this.variables.set(name, v);
+    return v;
+  }
+
+  /** Glorot/Xavier uniform, the initialisation of the reference implementations. */
+  xavier(name: string, fanIn: number, fanOut: number): tf.Variable<tf.Rank.R2> {
+    const limit = Math.sqrt(6 / (fanIn + fanOut));
+    return this.add(name, tf.randomUniform([fanIn, fanOut], -limit, limit, 'float32', this.rng.nextUint32())) as tf.Variable<tf.Rank.R2>;
+  }
+
+  normal(name: string, shape: [number, number], std: number): tf.Variable<tf.Rank.R2> {
+    return this.add(name, tf.randomNormal(shape, 0, std, 'float32', this.rng.nextUint32())) as tf.Variable<tf.Rank.R2>;
+  }
+
+  zeros(name: string, size: number): tf.Variable<tf.Rank.R1> {
+    return this.add(name, tf.zeros([size])) as tf.Variable<tf.Rank.R1>;
+  }
+
+  ones(name: string, size: number): tf.Variable<tf.Rank.R1> {
+    return this.add(name, tf.ones([size])) as tf.Variable<tf.Rank.R1>;
+  }
+
+  /** The parameter name of a variable as TensorFlow.js registered it. */
+  nameOf(variableName: string): string {
+    return variableName.startsWith(this.prefix) ? variableName.slice(this.prefix.length) : variableName;
+  }
+
+  get(name: string): tf.Variable {
+    const v = this.variables.get(name);
+    if (v === undefined) throw new Error(`no parameter ${name}`);
+    return v;
+  }
+
+  /** Number of scalars over all parameters. */
+  get size(): number {
+    let n = 0;
+    for (const v of this.variables.values()) n += v.size;
+    return n;
+  }
+
+  dispose(): void {
+    for (const v of this.variables.values()) v.dispose();
+    this.variables.clear();
+  }
+}
+
+/**
+ * Dropout (§5.4) with reproducible masks: each call draws its seed from a
+ * per-step generator, so the same step of a resumed run drops the same units.
+ * Outside training it is the identity.
+ */
+export class Dropout {
+  private readonly rng: Rng | undefined;
+
+  constructor(
+    readonly rate: number,
+    seed: number | undefined,
+  ) {
+    this.rng = seed === undefined || rate === 0 ? undefined : new Rng(seed);
+  }
+
+  static readonly off = new Dropout(0, undefined);
+
+  apply<T extends tf.Tensor>(x: T): T {
+    if (this.rng === undefined) return x;
+    return tf.dropout(x, this.rate, undefined, this.rng.nextUint32()) as T;
+  }
+}
