@@ -2,10 +2,12 @@
  * `pnpm bench <name>`: benchmarks that print figures beside a reference
  * measured in the same run. They are never run as tests.
  */
+import { benchModel } from './model.js';
 import { benchTokenizer } from './tokenizer.js';
 
-const BENCHES: Record<string, () => Promise<void>> = {
+const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   tokenizer: benchTokenizer,
+  model: benchModel,
 };
 
 const name = process.argv[2];
@@ -15,7 +17,7 @@ if (bench === undefined) {
   process.exitCode = 2;
 } else {
   try {
-    await bench();
+    await bench(process.argv.slice(3));
   } catch (error) {
     console.error(`bench ${name} failed: ${(error as Error).message}`);
     process.exitCode = 1;

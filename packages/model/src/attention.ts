@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { linear3d } from './ops.js';
-import { Dropout, type ParamStore } from './params.js';
+import { linear } from './ops.js';
+import { ForwardPass, type ParamStore } from './params.js';
 
 /** Large negative score for masked keys: exp underflows to exactly 0, and a row never becomes NaN. */
 export const MASKED = -1e9;
@@ -37,13 +37,13 @@ export function scaledDotProductAttention(
   k: tf.Tensor4D,
   v: tf.Tensor4D,
   mask: tf.Tensor | undefined,
-  dropout: Dropout,
+  pass: ForwardPass,
 ): { output: tf.Tensor4D; weights: tf.Tensor4D } {
   const dk = q.shape[3];
   // Scaling q rather than the scores touches Lq·dk numbers instead of Lq·Lk.
   const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dk)), k, false, true); // [B, h, Lq, Lk]
   const weights = tf.softmax(mask === undefined ? scores : tf.add(scores, mask)) as tf.Tensor4D; // [B, h, Lq, Lk]
-  const output = tf.matMul(dropout.apply(weights), v) as tf.Tensor4D; // [B, h, Lq, dk]
+  const output = tf.matMul(pass.dropout(weights), v) as tf.Tensor4D; // [B, h, Lq, dk]
   return { output, weights };
 }
 
@@ -59,12 +59,19 @@ interface Projection {
   b: tf.Variable<tf.Rank.R1>;
 }
 
+/** Batch size and sequence length of activations kept flat as [B·L, d]. */
+export interface SequenceShape {
+  batch: number;
+  length: number;
+}
+
 /**
  * Multi-head attention (§3.2.2): h heads of scaled dot-product attention over
  * learned projections W^Q, W^K, W^V, concatenated and projected by W^O. As
  * self-attention all three come from the same sequence; as encoder-decoder
  * attention (§3.2.3) queries come from the decoder and keys and values from
- * the encoder's output.
+ * the encoder's output. Activations arrive and leave flat, [B·L, d]: every
+ * position-wise product is then one rank-2 matmul, the fast kind on wasm.
  */
 export class MultiHeadAttention {
   private readonly query: Projection;
@@ -90,47 +97,53 @@ export class MultiHeadAttention {
     this.output = projection('out');
   }
 
-  /** x [B, L, d] projected and split into heads: [B, h, L, dk]. */
-  private project(x: tf.Tensor3D, p: Projection): tf.Tensor4D {
-    const [batch, length] = x.shape;
-    const y = linear3d(x, p.w, p.b); // [B, L, d]
+  /** x [B·L, d] projected and split into heads: [B, h, L, dk]. */
+  private project(x: tf.Tensor2D, p: Projection, { batch, length }: SequenceShape, pass: ForwardPass): tf.Tensor4D {
+    const y = linear(x, p.w, p.b, undefined, pass.differentiable); // [B·L, d]
+    // With one position the head split is a pure reshape; no transpose kernel runs.
+    if (length === 1) return tf.reshape(y, [batch, this.heads, 1, this.dk]); // [B, h, 1, dk]
     return tf.transpose(tf.reshape(y, [batch, length, this.heads, this.dk]), [0, 2, 1, 3]); // [B, h, L, dk]
   }
 
-  /** [B, h, L, dk] → heads concatenated and projected by W^O: [B, L, d]. */
-  private merge(x: tf.Tensor4D): tf.Tensor3D {
+  /** [B, h, L, dk] → heads concatenated and projected by W^O: [B·L, d]. */
+  private merge(x: tf.Tensor4D, pass: ForwardPass): tf.Tensor2D {
     const [batch, , length] = x.shape;
-    const joined = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch, length, this.dModel]) as tf.Tensor3D; // [B, L, d]
-    return linear3d(joined, this.output.w, this.output.b); // [B, L, d]
+    const joined = length === 1 ? x : tf.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]
+    return linear(tf.reshape(joined, [batch * length, this.dModel]), this.output.w, this.output.b, undefined, pass.differentiable); // [B·L, d]
   }
 
-  /** Self-attention over x [B, L, d] with an additive mask; → [B, L, d]. */
-  selfAttention(x: tf.Tensor3D, mask: tf.Tensor | undefined, dropout: Dropout): tf.Tensor3D {
-    const { output } = scaledDotProductAttention(this.project(x, this.query), this.project(x, this.key), this.project(x, this.value), mask, dropout);
-    return this.merge(output);
+  /** Self-attention over x [B·L, d] with an additive mask; → [B·L, d]. */
+  selfAttention(x: tf.Tensor2D, shape: SequenceShape, mask: tf.Tensor | undefined, pass: ForwardPass): tf.Tensor2D {
+    const q = this.project(x, this.query, shape, pass);
+    const k = this.project(x, this.key, shape, pass);
+    const v = this.project(x, this.value, shape, pass);
+    return this.merge(scaledDotProductAttention(q, k, v, mask, pass).output, pass);
   }
 
   /**
-   * One decoding step of self-attention with cached keys and values: x [B, 1, d]
+   * One decoding step of self-attention with cached keys and values: x [B, d]
    * holds the newest position, `past` the earlier ones (or none at step 0).
-   * Returns the output [B, 1, d] and the cache extended by this position.
+   * Returns the output [B, d] and the cache extended by this position.
    */
-  selfAttentionStep(x: tf.Tensor3D, past: KeyValue | undefined): { output: tf.Tensor3D; cache: KeyValue } {
-    const k = this.project(x, this.key); // [B, h, 1, dk]
-    const v = this.project(x, this.value); // [B, h, 1, dk]
+  selfAttentionStep(x: tf.Tensor2D, past: KeyValue | undefined): { output: tf.Tensor2D; cache: KeyValue } {
+    const shape = { batch: x.shape[0], length: 1 };
+    const pass = ForwardPass.inference;
+    const k = this.project(x, this.key, shape, pass); // [B, h, 1, dk]
+    const v = this.project(x, this.value, shape, pass); // [B, h, 1, dk]
     const cache = past === undefined ? { k, v } : { k: tf.concat([past.k, k], 2), v: tf.concat([past.v, v], 2) }; // [B, h, t+1, dk]
     // The newest position may see every cached one: no mask is needed.
-    const { output } = scaledDotProductAttention(this.project(x, this.query), cache.k, cache.v, undefined, Dropout.off);
-    return { output: this.merge(output), cache };
+    const { output } = scaledDotProductAttention(this.project(x, this.query, shape, pass), cache.k, cache.v, undefined, pass);
+    return { output: this.merge(output, pass), cache };
   }
 
-  /** Keys and values of the encoder output [B, S, d], computed once per source. */
-  memoryKeyValue(memory: tf.Tensor3D): KeyValue {
-    return { k: this.project(memory, this.key), v: this.project(memory, this.value) }; // [B, h, S, dk] each
+  /** Keys and values of the encoder output [B·S, d], computed once per source. */
+  memoryKeyValue(memory: tf.Tensor2D, shape: SequenceShape, pass: ForwardPass): KeyValue {
+    return { k: this.project(memory, this.key, shape, pass), v: this.project(memory, this.value, shape, pass) }; // [B, h, S, dk] each
   }
 
-  /** Encoder-decoder attention: queries from x [B, L, d], keys/values from the memory; → [B, L, d]. */
-  crossAttention(x: tf.Tensor3D, memory: KeyValue, mask: tf.Tensor | undefined, dropout: Dropout): tf.Tensor3D {
-    return this.merge(scaledDotProductAttention(this.project(x, this.query), memory.k, memory.v, mask, dropout).output);
+  /** Encoder-decoder attention: queries from x [B·L, d], keys/values from the memory; → [B·L, d]. */
+  crossAttention(x: tf.Tensor2D, shape: SequenceShape, memory: KeyValue, mask: tf.Tensor | undefined, pass: ForwardPass): tf.Tensor2D {
+    const q = this.project(x, this.query, shape, pass);
+    return this.merge(scaledDotProductAttention(q, memory.k, memory.v, mask, pass).output, pass);
   }
 }

@@ -6,7 +6,7 @@ import { makeBatch } from './batch.js';
 import { presetConfig } from './config.js';
 import { positionalEncoding } from './layers.js';
 import { LabelSmoothing } from './loss.js';
-import { Dropout } from './params.js';
+import { ForwardPass } from './params.js';
 import { noamSchedule } from './schedule.js';
 import { Transformer } from './transformer.js';
 
@@ -32,7 +32,7 @@ describe.each(['cpu', 'wasm'] as const)('formulas on %s', (backend) => {
     const q = tf.tensor4d([1, 0], [1, 1, 1, 2]);
     const k = tf.tensor4d([1, 0, 0, 1], [1, 1, 2, 2]);
     const v = tf.tensor4d([10, 0, 0, 20], [1, 1, 2, 2]);
-    const { output, weights } = scaledDotProductAttention(q, k, v, undefined, Dropout.off);
+    const { output, weights } = scaledDotProductAttention(q, k, v, undefined, ForwardPass.inference);
     const w0 = Math.exp(1 / Math.SQRT2) / (Math.exp(1 / Math.SQRT2) + 1);
     const w = weights.dataSync();
     expect(w[0]).toBeCloseTo(w0, 6);
@@ -51,7 +51,7 @@ describe.each(['cpu', 'wasm'] as const)('formulas on %s', (backend) => {
       const q = tf.randomNormal([1, 2, 3, 4]) as tf.Tensor4D;
       const k = tf.randomNormal([1, 2, 4, 4]) as tf.Tensor4D;
       const v = tf.randomNormal([1, 2, 4, 4]) as tf.Tensor4D;
-      const w = scaledDotProductAttention(q, k, v, mask, Dropout.off).weights.arraySync() as number[][][][];
+      const w = scaledDotProductAttention(q, k, v, mask, ForwardPass.inference).weights.arraySync() as number[][][][];
       for (const head of w[0]!) for (const row of head) {
         expect(row[2]).toBe(0);
         expect(row[3]).toBe(0);

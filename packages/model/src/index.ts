@@ -1,5 +1,5 @@
 export { ModelConfigSchema, PRESETS, isPresetName, presetConfig, type ModelConfig, type PresetName } from './config.js';
-export { MASKED, MultiHeadAttention, paddingMask, scaledDotProductAttention, subsequentMask, type KeyValue } from './attention.js';
+export { MASKED, MultiHeadAttention, paddingMask, scaledDotProductAttention, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 export { DecoderLayer, EncoderLayer, LayerNorm, PositionwiseFeedForward, SublayerConnection, positionalEncoding, type LayerCache } from './layers.js';
 export { LabelSmoothing, crossEntropySum } from './loss.js';
 export { noamSchedule } from './schedule.js';
@@ -7,10 +7,14 @@ export { Adam, PAPER_ADAM, clipByGlobalNorm, type AdamOptions } from './optimize
 export { disposeBatch, makeBatch, sourceTensor, type Example, type TensorBatch } from './batch.js';
 export { Transformer, type DecodingState, type ForwardOptions } from './transformer.js';
 export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-step.js';
-export { Dropout, ParamStore } from './params.js';
+export { ForwardPass, ParamStore } from './params.js';
 export { Rng } from './random.js';
-export { gatherRows, linear, linear3d } from './ops.js';
+export { customOp, gatherRows, linear, projectOnto, tidy } from './ops.js';
 export { exportWeights, importWeights, loadModel, saveModel, WEIGHTS_LAYOUT, type LoadedModel, type SaveModelOptions } from './persist.js';
 export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig } from './model-dir.js';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
 export { greedyDecode, type GreedyOutput } from './generation/greedy.js';
+export { initBackend, parseBackendChoice, BackendUnavailableError, BACKEND_ENV, type BackendChoice, type BackendInfo, type BackendName } from './backend.js';
+export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
+export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
+export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';

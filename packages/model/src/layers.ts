@@ -1,15 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MultiHeadAttention, type KeyValue } from './attention.js';
+import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
 import { linear } from './ops.js';
-import type { Dropout, ParamStore } from './params.js';
+import type { ForwardPass, ParamStore } from './params.js';
 
 /**
  * Layer normalisation (Ba et al. 2016), used around every sublayer (§3.1):
- * (x − mean) / √(var + ε) · γ + β over the model dimension.
+ * (x − mean) / √(var + ε) · γ + β over the model dimension of x [N, d].
  */
 export class LayerNorm {
   private readonly gamma: tf.Variable<tf.Rank.R1>;
   private readonly beta: tf.Variable<tf.Rank.R1>;
+  private averager: tf.Tensor2D | undefined;
 
   constructor(
     params: ParamStore,
@@ -21,14 +22,31 @@ export class LayerNorm {
     this.beta = params.zeros(`${prefix}.bias`, size);
   }
 
-  apply(x: tf.Tensor3D): tf.Tensor3D {
-    const { mean, variance } = tf.moments(x, -1, true); // [B, L, 1] each
-    const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon))); // [B, L, d]
-    return tf.add(tf.mul(normalized, this.gamma), this.beta); // [B, L, d]
+  apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) return this.applyInference(x);
+    const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
+    const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon))); // [N, d]
+    return tf.add(tf.mul(normalized, this.gamma), this.beta); // [N, d]
+  }
+
+  /**
+   * The same normalisation with both row means taken as products with a
+   * [d, 1] column of 1/d: on wasm a rank-2 matmul beats the Mean kernel several
+   * times over for short rows, which matters at one token per decoding step.
+   */
+  private applyInference(x: tf.Tensor2D): tf.Tensor2D {
+    const averager = (this.averager ??= tf.keep(tf.fill([x.shape[1], 1], 1 / x.shape[1]) as tf.Tensor2D)); // [d, 1]
+    const centered = tf.sub(x, tf.matMul(x, averager)); // [N, d]
+    const variance = tf.matMul(tf.square(centered), averager); // [N, 1]
+    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
+  }
+
+  dispose(): void {
+    this.averager?.dispose();
   }
 }
 
-/** Position-wise feed-forward network (§3.3): max(0, x·W1 + b1)·W2 + b2, applied to each position alike. */
+/** Position-wise feed-forward network (§3.3): max(0, x·W1 + b1)·W2 + b2 on x [N, d], each position alike. */
 export class PositionwiseFeedForward {
   private readonly w1: tf.Variable<tf.Rank.R2>;
   private readonly b1: tf.Variable<tf.Rank.R1>;
@@ -42,10 +60,9 @@ export class PositionwiseFeedForward {
     this.b2 = params.zeros(`${prefix}.w2.bias`, dModel);
   }
 
-  apply(x: tf.Tensor3D, dropout: Dropout): tf.Tensor3D {
-    const [batch, length, dModel] = x.shape;
-    const hidden = linear(tf.reshape(x, [batch * length, dModel]), this.w1, this.b1, 'relu'); // [B·L, dff]
-    return tf.reshape(linear(dropout.apply(hidden), this.w2, this.b2), [batch, length, dModel]); // [B, L, d]
+  apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
+    const hidden = linear(x, this.w1, this.b1, 'relu', pass.differentiable); // [N, dff]
+    return linear(pass.dropout(hidden), this.w2, this.b2, undefined, pass.differentiable); // [N, d]
   }
 }
 
@@ -83,9 +100,9 @@ export class SublayerConnection {
     this.norm = new LayerNorm(params, prefix, dModel);
   }
 
-  apply(x: tf.Tensor3D, dropout: Dropout, sublayer: (input: tf.Tensor3D) => tf.Tensor3D): tf.Tensor3D {
-    if (this.style === 'pre') return tf.add(x, dropout.apply(sublayer(this.norm.apply(x)))); // [B, L, d]
-    return this.norm.apply(tf.add(x, dropout.apply(sublayer(x)))); // [B, L, d]
+  apply(x: tf.Tensor2D, pass: ForwardPass, sublayer: (input: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
+    if (this.style === 'pre') return tf.add(x, pass.dropout(sublayer(this.norm.apply(x, pass)))); // [N, d]
+    return this.norm.apply(tf.add(x, pass.dropout(sublayer(x))), pass); // [N, d]
   }
 }
 
@@ -101,9 +118,10 @@ export class EncoderLayer {
     this.sublayers = [new SublayerConnection(params, `${prefix}.norm1`, dModel, norm), new SublayerConnection(params, `${prefix}.norm2`, dModel, norm)];
   }
 
-  apply(x: tf.Tensor3D, srcMask: tf.Tensor4D, dropout: Dropout): tf.Tensor3D {
-    const attended = this.sublayers[0].apply(x, dropout, (h) => this.selfAttn.selfAttention(h, srcMask, dropout)); // [B, S, d]
-    return this.sublayers[1].apply(attended, dropout, (h) => this.ffn.apply(h, dropout)); // [B, S, d]
+  /** x [B·S, d] → [B·S, d]. */
+  apply(x: tf.Tensor2D, shape: SequenceShape, sourceMask: tf.Tensor4D, pass: ForwardPass): tf.Tensor2D {
+    const attended = this.sublayers[0].apply(x, pass, (h) => this.selfAttn.selfAttention(h, shape, sourceMask, pass));
+    return this.sublayers[1].apply(attended, pass, (h) => this.ffn.apply(h, pass));
   }
 }
 
@@ -134,23 +152,24 @@ export class DecoderLayer {
     ];
   }
 
-  /** y [B, T, d] over the whole target prefix at once (training, or uncached decoding). */
-  apply(y: tf.Tensor3D, memory: KeyValue, srcMask: tf.Tensor4D, tgtMask: tf.Tensor4D, dropout: Dropout): tf.Tensor3D {
-    const h1 = this.sublayers[0].apply(y, dropout, (h) => this.selfAttn.selfAttention(h, tgtMask, dropout)); // [B, T, d]
-    const h2 = this.sublayers[1].apply(h1, dropout, (h) => this.crossAttn.crossAttention(h, memory, srcMask, dropout)); // [B, T, d]
-    return this.sublayers[2].apply(h2, dropout, (h) => this.ffn.apply(h, dropout)); // [B, T, d]
+  /** y [B·T, d] over the whole target prefix at once (training, or uncached decoding) → [B·T, d]. */
+  apply(y: tf.Tensor2D, shape: SequenceShape, memory: KeyValue, sourceMask: tf.Tensor4D, targetMask: tf.Tensor4D, pass: ForwardPass): tf.Tensor2D {
+    const h1 = this.sublayers[0].apply(y, pass, (h) => this.selfAttn.selfAttention(h, shape, targetMask, pass));
+    const h2 = this.sublayers[1].apply(h1, pass, (h) => this.crossAttn.crossAttention(h, shape, memory, sourceMask, pass));
+    return this.sublayers[2].apply(h2, pass, (h) => this.ffn.apply(h, pass));
   }
 
-  /** One position y [B, 1, d] with cached keys/values; returns its output and the extended cache. */
-  step(y: tf.Tensor3D, cache: LayerCache, srcMask: tf.Tensor4D, dropout: Dropout): { output: tf.Tensor3D; cache: LayerCache } {
+  /** One position y [B, d] with cached keys/values; returns its output [B, d] and the extended cache. */
+  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
     let self: KeyValue | undefined;
-    const h1 = this.sublayers[0].apply(y, dropout, (h) => {
+    const shape = { batch: y.shape[0], length: 1 };
+    const h1 = this.sublayers[0].apply(y, pass, (h) => {
       const r = this.selfAttn.selfAttentionStep(h, cache.self);
       self = r.cache;
       return r.output;
-    }); // [B, 1, d]
-    const h2 = this.sublayers[1].apply(h1, dropout, (h) => this.crossAttn.crossAttention(h, cache.memory, srcMask, dropout)); // [B, 1, d]
-    const output = this.sublayers[2].apply(h2, dropout, (h) => this.ffn.apply(h, dropout)); // [B, 1, d]
+    });
+    const h2 = this.sublayers[1].apply(h1, pass, (h) => this.crossAttn.crossAttention(h, shape, cache.memory, sourceMask, pass));
+    const output = this.sublayers[2].apply(h2, pass, (h) => this.ffn.apply(h, pass));
     return { output, cache: { self: self!, memory: cache.memory } };
   }
 }

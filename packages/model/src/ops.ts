@@ -34,7 +34,8 @@ export function tidy<T>(fn: () => T): T {
  * `w` must outlive the backward pass (a variable): only x, and y for ReLU,
  * are saved, because saving clones and wasm clones by copying.
  */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'relu'): tf.Tensor2D {
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'relu', differentiable = true): tf.Tensor2D {
+  if (!differentiable) return tf.fused.matMul({ a: x, b: w, ...(b ? { bias: b } : {}), activation: activation ?? 'linear' }) as tf.Tensor2D; // [N, out]
   return customOp<tf.Tensor2D>(b === undefined ? [x, w] : [x, w, b], ([xi, , bi], save) => {
     const y = tf.fused.matMul({ a: xi as tf.Tensor2D, b: w, ...(bi ? { bias: bi } : {}), activation: activation ?? 'linear' }); // [N, out]
     save(activation === 'relu' ? [xi!, y] : [xi!]);
@@ -49,13 +50,6 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activati
       },
     };
   });
-}
-
-/** `linear` over the last axis of a [B, L, in] tensor. */
-export function linear3d(x: tf.Tensor3D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'relu'): tf.Tensor3D {
-  const [batch, length, dIn] = x.shape;
-  const y = linear(tf.reshape(x, [batch * length, dIn]), w, b, activation); // [B·L, out]
-  return tf.reshape(y, [batch, length, w.shape[1]]); // [B, L, out]
 }
 
 /**
@@ -81,7 +75,8 @@ export function projectOnto(h: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D {
  * gradient scatters back, summing repeated rows. GatherNd, not GatherV2: on
  * wasm the latter is an order of magnitude slower for row lookups.
  */
-export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
+export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D, differentiable = true): tf.Tensor2D {
+  if (!differentiable) return tf.gatherND(table, tf.expandDims(indices, 1)) as tf.Tensor2D; // [N, d]
   const shape = table.shape;
   return customOp<tf.Tensor2D>([table], ([t], save) => {
     const index = tf.expandDims(indices, 1); // [N, 1]

@@ -65,24 +65,43 @@ export class ParamStore {
 }
 
 /**
- * Dropout (§5.4) with reproducible masks: each call draws its seed from a
- * per-step generator, so the same step of a resumed run drops the same units.
- * Outside training it is the identity.
+ * How a forward pass runs. In training, dropout (§5.4) draws reproducible
+ * masks, each call taking its seed from a per-step generator so that the same
+ * step of a resumed run drops the same units, and ops record what their
+ * gradients need. In inference dropout is the identity and ops skip the
+ * gradient bookkeeping (which on wasm copies every saved activation).
  */
-export class Dropout {
+export class ForwardPass {
   private readonly rng: Rng | undefined;
 
-  constructor(
+  private constructor(
+    readonly differentiable: boolean,
     readonly rate: number,
     seed: number | undefined,
   ) {
     this.rng = seed === undefined || rate === 0 ? undefined : new Rng(seed);
   }
 
-  static readonly off = new Dropout(0, undefined);
+  /** A training pass; without a seed dropout is off but gradients still flow. */
+  static training(rate: number, seed: number | undefined): ForwardPass {
+    return new ForwardPass(true, rate, seed);
+  }
 
-  apply<T extends tf.Tensor>(x: T): T {
+  static readonly inference = new ForwardPass(false, 0, undefined);
+
+  /**
+   * Inverted dropout: zeroes each unit with probability `rate` and scales the
+   * survivors by 1/(1 − rate). The mask, scale folded in, is drawn here in one
+   * pass rather than by tf.dropout's four kernels and its slower generator; a
+   * product with a constant needs no custom gradient.
+   */
+  dropout<T extends tf.Tensor>(x: T): T {
     if (this.rng === undefined) return x;
-    return tf.dropout(x, this.rate, undefined, this.rng.nextUint32()) as T;
+    const rng = new Rng(this.rng.nextUint32());
+    const keep = 1 / (1 - this.rate);
+    const threshold = this.rate * 4294967296;
+    const mask = new Float32Array(x.size);
+    for (let i = 0; i < mask.length; i++) mask[i] = rng.nextUint32() < threshold ? 0 : keep;
+    return tf.mul(x, tf.tensor(mask, x.shape, 'float32')) as T;
   }
 }

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { paddingMask, subsequentMask, type KeyValue } from './attention.js';
+import { paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 import type { TensorBatch } from './batch.js';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { DecoderLayer, EncoderLayer, LayerNorm, positionalEncoding, type LayerCache } from './layers.js';
 import { crossEntropySum, LabelSmoothing } from './loss.js';
 import { gatherRows, projectOnto, tidy } from './ops.js';
-import { Dropout, ParamStore } from './params.js';
+import { ForwardPass, ParamStore } from './params.js';
 import { Rng } from './random.js';
 
 /**
@@ -76,67 +76,72 @@ export class Transformer {
     this.weightsVersion++;
   }
 
-  /** Token embedding × √d_model plus positional encoding (§3.4, §3.5), then dropout: ids [B, L] → [B, L, d]. */
-  embed(ids: tf.Tensor2D, offset: number, dropout: Dropout): tf.Tensor3D {
+  /** Token embedding × √d_model plus positional encoding (§3.4, §3.5), then dropout: ids [B, L] → [B·L, d]. */
+  embed(ids: tf.Tensor2D, offset: number, pass: ForwardPass): tf.Tensor2D {
     const [batch, length] = ids.shape;
     const { dModel } = this.config;
     if (offset + length > this.config.maxLength) {
       throw new RangeError(`sequence of ${offset + length} tokens is longer than the model's maxLength ${this.config.maxLength}`);
     }
-    const tokens = gatherRows(this.embedding, tf.reshape(ids, [batch * length])); // [B·L, d]
-    const scaled = tf.reshape(tf.mul(tokens, Math.sqrt(dModel)), [batch, length, dModel]); // [B, L, d]
+    const tokens = gatherRows(this.embedding, tf.reshape(ids, [batch * length]), pass.differentiable); // [B·L, d]
     const position = tf.slice(this.positions, [offset, 0], [length, dModel]); // [L, d]
-    return dropout.apply(tf.add(scaled, position)); // [B, L, d]
+    const scaled = tf.reshape(tf.mul(tokens, Math.sqrt(dModel)), [batch, length, dModel]); // [B, L, d]
+    return pass.dropout(tf.reshape(tf.add(scaled, position), [batch * length, dModel])); // [B·L, d]
   }
 
-  /** The encoder stack over source ids [B, S]; → memory [B, S, d] and the source padding mask [B, 1, 1, S]. */
-  encode(source: tf.Tensor2D, dropout: Dropout = Dropout.off): { memory: tf.Tensor3D; sourceMask: tf.Tensor4D } {
+  /** The encoder stack over source ids [B, S]; → memory [B·S, d] and the source padding mask [B, 1, 1, S]. */
+  encode(source: tf.Tensor2D, pass: ForwardPass = ForwardPass.inference): { memory: tf.Tensor2D; shape: SequenceShape; sourceMask: tf.Tensor4D } {
+    const shape = { batch: source.shape[0], length: source.shape[1] };
     const sourceMask = paddingMask(source, this.config.padId); // [B, 1, 1, S]
-    let x = this.embed(source, 0, dropout); // [B, S, d]
-    for (const layer of this.encoderLayers) x = layer.apply(x, sourceMask, dropout); // [B, S, d]
-    return { memory: this.encoderNorm ? this.encoderNorm.apply(x) : x, sourceMask };
+    let x = this.embed(source, 0, pass); // [B·S, d]
+    for (const layer of this.encoderLayers) x = layer.apply(x, shape, sourceMask, pass); // [B·S, d]
+    return { memory: this.encoderNorm ? this.encoderNorm.apply(x, pass) : x, shape, sourceMask };
   }
 
-  /** The decoder stack over the whole target prefix [B, T] at once (training); → [B, T, d]. */
-  decode(targetIn: tf.Tensor2D, memory: tf.Tensor3D, sourceMask: tf.Tensor4D, dropout: Dropout = Dropout.off): tf.Tensor3D {
-    const targetMask = subsequentMask(targetIn.shape[1]); // [1, 1, T, T]
-    let y = this.embed(targetIn, 0, dropout); // [B, T, d]
-    for (const layer of this.decoderLayers) y = layer.apply(y, layer.crossAttn.memoryKeyValue(memory), sourceMask, targetMask, dropout); // [B, T, d]
-    return this.decoderNorm ? this.decoderNorm.apply(y) : y;
+  /** The decoder stack over the whole target prefix [B, T] at once (training); → [B·T, d]. */
+  decode(targetIn: tf.Tensor2D, memory: tf.Tensor2D, memoryShape: SequenceShape, sourceMask: tf.Tensor4D, pass: ForwardPass = ForwardPass.inference): tf.Tensor2D {
+    const shape = { batch: targetIn.shape[0], length: targetIn.shape[1] };
+    const targetMask = subsequentMask(shape.length); // [1, 1, T, T]
+    let y = this.embed(targetIn, 0, pass); // [B·T, d]
+    for (const layer of this.decoderLayers) {
+      y = layer.apply(y, shape, layer.crossAttn.memoryKeyValue(memory, memoryShape, pass), sourceMask, targetMask, pass); // [B·T, d]
+    }
+    return this.decoderNorm ? this.decoderNorm.apply(y, pass) : y;
   }
 
   /** Pre-softmax projection with the shared embedding (§3.4): h [N, d] → logits [N, V]. */
-  project(h: tf.Tensor2D): tf.Tensor2D {
+  project(h: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) return tf.matMul(h, this.decodingProjection()); // [N, V]
     return projectOnto(h, this.embedding); // [N, V]
   }
 
   /** Decoder outputs at the batch's real label positions only: → [N, d]. */
-  private labelStates(batch: TensorBatch, dropout: Dropout): tf.Tensor2D {
-    const { memory, sourceMask } = this.encode(batch.source, dropout);
-    const decoded = this.decode(batch.targetIn, memory, sourceMask, dropout); // [B, T, d]
-    const [b, t, d] = decoded.shape;
-    return gatherRows(tf.reshape(decoded, [b * t, d]), batch.labelPositions); // [N, d]
+  private labelStates(batch: TensorBatch, pass: ForwardPass): tf.Tensor2D {
+    const { memory, shape, sourceMask } = this.encode(batch.source, pass);
+    const decoded = this.decode(batch.targetIn, memory, shape, sourceMask, pass); // [B·T, d]
+    return gatherRows(decoded, batch.labelPositions, pass.differentiable); // [N, d]
   }
 
   /** Label-smoothed training loss of a batch, averaged over its target tokens (scalar). */
   loss(batch: TensorBatch, labelSmoothing: number, options: ForwardOptions = {}): tf.Scalar {
-    const dropout = new Dropout(this.config.dropout, options.dropoutSeed);
-    const logits = this.project(this.labelStates(batch, dropout)); // [N, V]
+    const pass = ForwardPass.training(this.config.dropout, options.dropoutSeed);
+    const logits = this.project(this.labelStates(batch, pass), pass); // [N, V]
     return new LabelSmoothing(labelSmoothing, this.config.padId).loss(logits, batch.labels);
   }
 
   /** Summed plain cross-entropy of a batch without dropout, for validation: exp(sum / tokens) is perplexity. */
   crossEntropy(batch: TensorBatch): number {
-    return tf.tidy(() => crossEntropySum(this.project(this.labelStates(batch, Dropout.off)), batch.labels).dataSync()[0]!);
+    const pass = ForwardPass.inference;
+    return tf.tidy(() => crossEntropySum(this.project(this.labelStates(batch, pass), pass), batch.labels).dataSync()[0]!);
   }
 
   /** Logits at every target position without a cache, [B, T, V]: the reference the cached step must match. */
   logitsUncached(source: tf.Tensor2D, targetIn: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
-      const { memory, sourceMask } = this.encode(source);
-      const decoded = this.decode(targetIn, memory, sourceMask); // [B, T, d]
-      const [b, t, d] = decoded.shape;
-      return tf.reshape(this.project(tf.reshape(decoded, [b * t, d])), [b, t, this.config.vocabSize]); // [B, T, V]
+      const { memory, shape, sourceMask } = this.encode(source);
+      const decoded = this.decode(targetIn, memory, shape, sourceMask); // [B·T, d]
+      const [batch, length] = targetIn.shape;
+      return tf.reshape(this.project(decoded, ForwardPass.inference), [batch, length, this.config.vocabSize]); // [B, T, V]
     });
   }
 
@@ -144,8 +149,8 @@ export class Transformer {
   startDecoding(source: tf.Tensor2D): DecodingState {
     // The state outlives any tf.tidy its caller may run in: its tensors are kept.
     return tidy((): DecodingState => {
-      const { memory, sourceMask } = this.encode(source);
-      const layers = this.decoderLayers.map((layer) => ({ self: undefined, memory: keepKeyValue(layer.crossAttn.memoryKeyValue(memory)) }));
+      const { memory, shape, sourceMask } = this.encode(source);
+      const layers = this.decoderLayers.map((layer) => ({ self: undefined, memory: keepKeyValue(layer.crossAttn.memoryKeyValue(memory, shape, ForwardPass.inference)) }));
       return { position: 0, batchSize: source.shape[0], sourceMask: tf.keep(sourceMask), layers };
     });
   }
@@ -156,17 +161,16 @@ export class Transformer {
    * cache tensors are disposed).
    */
   step(state: DecodingState, tokens: tf.Tensor1D): tf.Tensor2D {
-    const projection = this.decodingProjection();
+    const pass = ForwardPass.inference;
     const { logits, layers } = tidy(() => {
-      let y = this.embed(tf.reshape(tokens, [state.batchSize, 1]), state.position, Dropout.off); // [B, 1, d]
+      let y = this.embed(tf.reshape(tokens, [state.batchSize, 1]), state.position, pass); // [B, d]
       const next: LayerCache[] = [];
       this.decoderLayers.forEach((layer, i) => {
-        const r = layer.step(y, state.layers[i]!, state.sourceMask, Dropout.off);
-        y = r.output; // [B, 1, d]
+        const r = layer.step(y, state.layers[i]!, state.sourceMask, pass);
+        y = r.output; // [B, d]
         next.push({ self: keepKeyValue(r.cache.self!), memory: r.cache.memory });
       });
-      const h = tf.reshape(this.decoderNorm ? this.decoderNorm.apply(y) : y, [state.batchSize, this.config.dModel]); // [B, d]
-      return { logits: tf.matMul(h, projection) as tf.Tensor2D, layers: next }; // [B, V]
+      return { logits: this.project(this.decoderNorm ? this.decoderNorm.apply(y, pass) : y, pass), layers: next }; // [B, V]
     });
     for (const old of state.layers) if (old.self) tf.dispose([old.self.k, old.self.v]);
     state.layers = layers;
