@@ -18,6 +18,10 @@ describe('normalizeText', () => {
     expect(normalizeText('OK 좋아요 😀👍🏽 KTX 3시?!')).toBe('OK 좋아요 😀👍🏽 KTX 3시?!');
   });
 
+  it("reads SentencePiece's whitespace marker ▁ as a space", () => {
+    expect(normalizeText('▁안녕▁▁하세요▁')).toBe('안녕 하세요');
+  });
+
   it('drops control characters but keeps line breaks as word breaks', () => {
     expect(normalizeText('a\u0000b\u001bc\r\nd\u200be')).toBe('abc de');
   });

@@ -12,7 +12,9 @@
 // separate words, so they become spaces rather than vanish. ZWSP and the BOM
 // show up in copy-pasted text as invisible word joiners.
 const CONTROL = /[\p{Cc}\u200B\uFEFF]/gu;
-const WHITESPACE = /\s+/gu;
+// U+2581 is SentencePiece's whitespace marker: typed into text it would come
+// back as a space after decoding, so it is one from the start.
+const WHITESPACE = /[\s\u2581]+/gu;
 
 /** Control characters dropped, whitespace runs collapsed to one space, NFC, trimmed. */
 export function normalizeText(text: string): string {
