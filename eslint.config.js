@@ -12,12 +12,11 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@hanmadi/trainer', '@hanmadi/api', '**/apps/**'], message: 'packages must not import apps' }] }],
     },
   },
   {
-    // Apps sit at the top of the dependency graph: they may import packages.
-    files: ['apps/**'],
-    rules: { 'no-restricted-imports': 'off' },
+    // Apps sit at the top of the dependency graph: packages never import them.
+    files: ['packages/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@hanmadi/trainer', '@hanmadi/api', '**/apps/**'], message: 'packages must not import apps' }] }] },
   },
 );

@@ -4,10 +4,12 @@
  */
 import { benchModel } from './model.js';
 import { benchTokenizer } from './tokenizer.js';
+import { benchTrain } from './train.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   tokenizer: benchTokenizer,
   model: benchModel,
+  train: benchTrain,
 };
 
 const name = process.argv[2];

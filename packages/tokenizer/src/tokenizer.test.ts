@@ -58,6 +58,12 @@ describe('trainBpe', () => {
     expect(() => trainBpe(corpus, { vocabSize: 500 })).toThrow(/too large for this corpus: it supports at most/u);
   });
 
+  it('stops at the largest vocabulary a small corpus supports when the limit is soft', () => {
+    const model = trainBpe(corpus, { vocabSize: 500, hardVocabLimit: false });
+    expect(model.pieces.length).toBeLessThan(500);
+    expect(model.trainerSpec.vocabSize).toBe(model.pieces.length);
+  });
+
   it('drops the rarest characters below the coverage', () => {
     const model = trainBpe(['aaaa aaaa aaaa aaaa aaaa aaaa b'], { vocabSize: 6, characterCoverage: 0.9 });
     expect(model.pieces.map((p) => p.piece)).not.toContain('b');

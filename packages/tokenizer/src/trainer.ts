@@ -21,6 +21,12 @@ export interface BpeOptions {
   maxPieceLength?: number;
   /** Recorded in the trainer spec for provenance only. */
   input?: string[];
+  /**
+   * With false, a corpus too small for `vocabSize` yields the largest
+   * vocabulary it supports instead of an error (SentencePiece's
+   * `hard_vocab_limit`). Default true.
+   */
+  hardVocabLimit?: boolean;
 }
 
 const META: readonly SentencePiece[] = [
@@ -76,7 +82,7 @@ export function trainBpe(sentences: Iterable<string>, options: BpeOptions): Mode
   }
 
   const merges = new BpeMerger(words, alphabet, userSymbols, maxPieceLength).run(mergeBudget);
-  if (merges.length < mergeBudget) {
+  if (merges.length < mergeBudget && options.hardVocabLimit !== false) {
     const most = fixed + alphabet.length + merges.length;
     throw new VocabSizeError(`vocabSize ${options.vocabSize} is too large for this corpus: it supports at most ${most} pieces`);
   }
@@ -93,7 +99,7 @@ export function trainBpe(sentences: Iterable<string>, options: BpeOptions): Mode
       input: options.input ?? [],
       inputFormat: 'text',
       modelType: ModelType.BPE,
-      vocabSize: options.vocabSize,
+      vocabSize: fixed + alphabet.length + merges.length,
       characterCoverage: coverage,
       maxSentencepieceLength: maxPieceLength,
       splitByUnicodeScript: true,

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { runTrainCli } from './train-command.js';
+
+process.exitCode = await runTrainCli(process.argv.slice(2));

@@ -1,0 +1,70 @@
+/**
+ * `pnpm train`: the training worker's command line. Known failures (bad data,
+ * a busy run directory, an unavailable backend) print one line and exit 1;
+ * SIGINT/SIGTERM finish the current step, write a checkpoint and exit 0.
+ */
+import { CorpusError } from '@hanmadi/corpus';
+import { BackendUnavailableError, ModelDirError, SafetensorsError } from '@hanmadi/model';
+import { ModelFileError, VocabSizeError } from '@hanmadi/tokenizer';
+import { CommanderError, InvalidArgumentError } from 'commander';
+import { createReporter } from './report.js';
+import { RunDirError } from './run-dir.js';
+import { parseTrainArgs } from './settings.js';
+import { train, type StopSignal } from './train.js';
+
+export interface TrainIo {
+  interactive: boolean;
+  /** Where logs and the progress bar go. */
+  stdout: NodeJS.WritableStream;
+  /** Where one-line errors go. */
+  err: (line: string) => void;
+}
+
+const processIo = (): TrainIo => ({ interactive: Boolean(process.stdout.isTTY), stdout: process.stdout, err: (line) => process.stderr.write(`${line}\n`) });
+
+export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Promise<number> {
+  let request;
+  try {
+    request = parseTrainArgs(argv, (text) => io.err(text.trimEnd()));
+  } catch (error) {
+    // Commander prints its own parse errors; these come after parsing.
+    if (error instanceof InvalidArgumentError || error instanceof BackendUnavailableError) {
+      io.err(`error: ${error.message}`);
+      return 1;
+    }
+    if (error instanceof CommanderError) return error.exitCode;
+    throw error;
+  }
+  const report = createReporter(io.interactive, io.stdout);
+  const stop: StopSignal = { requested: false };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stop.requested) process.exit(130); // a second Ctrl-C means now
+    stop.requested = true;
+    stop.reason = signal;
+    report.info(`${signal}: finishing this step, then writing a checkpoint`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await train(request, report, stop);
+    const v = summary.validation;
+    report.info(
+      `done: ${summary.steps} steps in ${summary.trainSeconds.toFixed(0)} s of training on ${summary.backend}` +
+        (v ? `; validation perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : ''),
+      { runDir: summary.runDir },
+    );
+    if (v) for (const r of v.replies) report.info(`  ${r.prompt} → ${r.reply}`);
+    return 0;
+  } catch (error) {
+    const known = [CorpusError, RunDirError, ModelDirError, ModelFileError, VocabSizeError, BackendUnavailableError, SafetensorsError, InvalidArgumentError];
+    if (known.some((k) => error instanceof k)) {
+      report.stop();
+      io.err(`error: ${(error as Error).message}`);
+      return 1;
+    }
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,173 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { BUNDLED_CORPUS, REPO_ROOT } from '@hanmadi/corpus';
+import { flatLayout, loadModel, ModelConfigSchema, Transformer, type FlatLayout } from '@hanmadi/model';
+import { describe, expect, it } from 'vitest';
+import type { Reporter, StepInfo } from './report.js';
+import { CHECKPOINTS_DIR, CURVES_FILE, listCheckpoints, loadLatestCheckpoint, METRICS_FILE } from './run-dir.js';
+import { parseTrainArgs } from './settings.js';
+import { runTrainCli } from './train-command.js';
+import { train, type StopSignal } from './train.js';
+
+const quiet = (onStep?: (info: StepInfo) => void): Reporter => ({
+  start: () => {},
+  step: (info) => onStep?.(info),
+  info: () => {},
+  warn: () => {},
+  stop: () => {},
+});
+
+function runDir(): string {
+  return join(mkdtempSync(join(tmpdir(), 'hanmadi-train-')), 'run');
+}
+
+function metricRows(dir: string): Record<string, number>[] {
+  return readFileSync(join(dir, METRICS_FILE), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+/** The flat parameter layout of the model a run trains, from its config. */
+async function flatLayoutFor(dir: string): Promise<FlatLayout> {
+  const names = await listCheckpoints(dir);
+  const config = JSON.parse(readFileSync(join(dir, CHECKPOINTS_DIR, names.at(-1)!, 'config.json'), 'utf8')) as { model: unknown };
+  const model = new Transformer(ModelConfigSchema.parse(config.model));
+  const layout = flatLayout(model);
+  model.dispose();
+  return layout;
+}
+
+const losses = (dir: string): [number, number][] => metricRows(dir).filter((r) => r['loss'] !== undefined).map((r) => [r['step']!, r['loss']!]);
+
+async function cli(argv: string[]): Promise<{ code: number; err: string[]; out: string }> {
+  const err: string[] = [];
+  let out = '';
+  const stdout = new Writable({
+    write(chunk, _encoding, done) {
+      out += String(chunk);
+      done();
+    },
+  });
+  const code = await runTrainCli(argv, { interactive: false, stdout, err: (l) => err.push(l) });
+  return { code, err, out };
+}
+
+describe('pnpm train', () => {
+  it('trains the tiny preset on the bundled corpus: validation loss falls and the run directory serves', async () => {
+    const out = runDir();
+    const request = parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '300', '--backend', 'wasm', '--workers', '1', '--valid-samples', '20'], () => {});
+    const summary = await train(request, quiet(), { requested: false });
+    expect(summary.steps).toBe(300);
+    const validation = metricRows(out).filter((r) => r['validLoss'] !== undefined);
+    expect(validation.length).toBeGreaterThan(3);
+    const first = validation[0]!['validLoss']!;
+    const best = Math.min(...validation.map((r) => r['validLoss']!));
+    expect(best).toBeLessThan(first - 0.5);
+    expect(Number.isFinite(validation.at(-1)!['bleu'])).toBe(true);
+    // The run directory is a model directory, ready to serve.
+    const { model } = await loadModel(out);
+    expect(model.config.dModel).toBe(64);
+    model.dispose();
+    expect(readFileSync(join(out, CURVES_FILE), 'utf8')).toMatch(/<svg[^>]*>[\s\S]*validation[\s\S]*<\/svg>\s*$/u);
+    expect(readdirSync(join(out, CHECKPOINTS_DIR)).length).toBeGreaterThan(0);
+  });
+
+  it('resumes an interrupted run exactly: the same losses, step for step, on cpu', async () => {
+    const args = (out: string) => ['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '24', '--backend', 'cpu', '--workers', '1', '--log-every', '1', '--checkpoint-every', '8', '--valid-samples', '4', '--seed', '7'];
+    const whole = runDir();
+    await train(parseTrainArgs(args(whole), () => {}), quiet(), { requested: false });
+
+    const interrupted = runDir();
+    const stop: StopSignal = { requested: false };
+    await train(
+      parseTrainArgs(args(interrupted), () => {}),
+      quiet((info) => {
+        if (info.step === 11) stop.requested = true;
+      }),
+      stop,
+    );
+    expect(losses(interrupted).at(-1)![0]).toBe(11);
+    const resumed = await train(parseTrainArgs([...args(interrupted), '--resume'], () => {}), quiet(), { requested: false });
+    expect(resumed.steps).toBe(24);
+    expect(losses(interrupted)).toEqual(losses(whole));
+  });
+
+  it('survives kill -9: the previous checkpoint stays loadable and --resume continues', async () => {
+    const out = runDir();
+    const cliPath = fileURLToPath(new URL('./train-cli.ts', import.meta.url));
+    const common = ['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--backend', 'wasm', '--workers', '1', '--checkpoint-every', '3', '--valid-samples', '2'];
+    const argv = [...common, '--max-steps', '400'];
+    const child = spawn(join(REPO_ROOT, 'node_modules/.bin/tsx'), [cliPath, ...argv], { stdio: 'ignore' });
+    // Kill it hard once a few checkpoints exist, most likely in the middle of writing another.
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (existsSync(join(out, CHECKPOINTS_DIR)) && readdirSync(join(out, CHECKPOINTS_DIR)).length >= 3) {
+          clearInterval(poll);
+          child.kill('SIGKILL');
+        }
+      }, 20);
+      child.on('exit', () => {
+        clearInterval(poll);
+        resolve();
+      });
+      child.on('error', reject);
+    });
+    // A crash mid-write leaves at most a temporary directory, which is ignored.
+    mkdirSync(join(out, CHECKPOINTS_DIR, '.step-9999999.tmp-dead'), { recursive: true });
+    writeFileSync(join(out, CHECKPOINTS_DIR, '.step-9999999.tmp-dead', 'model.safetensors'), 'half');
+    const names = await listCheckpoints(out);
+    expect(names.length).toBeGreaterThan(0);
+    const layout = await flatLayoutFor(out);
+    const latest = await loadLatestCheckpoint(out, layout);
+    expect(latest?.dir).toBe(join(out, CHECKPOINTS_DIR, names.at(-1)!));
+    const resumed = await cli([...common, '--max-steps', String(latest!.trainer.step + 3), '--resume']);
+    expect(resumed.err).toEqual([]);
+    expect(resumed.code).toBe(0);
+    expect(losses(out).at(-1)?.[0] ?? latest!.trainer.step + 3).toBeGreaterThan(latest!.trainer.step);
+  });
+
+  it('gives a clear one-line error for each bad input', async () => {
+    const out = runDir();
+    const dir = mkdtempSync(join(tmpdir(), 'hanmadi-bad-'));
+    const few = join(dir, 'few.csv');
+    writeFileSync(few, 'Q,A\n안녕,반가워\n뭐해,쉬어\n');
+    const cases: [string[], RegExp][] = [
+      [['--data', join(dir, 'nope.csv'), '--out', out], /nope\.csv: cannot read file: no such file/u],
+      [['--data', few, '--out', out], /few\.csv: too few pairs to train on: 2 distinct pair\(s\), at least 20 are needed/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--vocab-size', '100'], /vocabSize 100 is too small: this corpus needs at least/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--backend', 'tensorflow'], /backend "tensorflow" is unavailable/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--backend', 'gpu'], /--backend: unknown backend "gpu"/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'huge'], /--preset: unknown preset "huge"/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--resume'], /nothing to resume/u],
+    ];
+    for (const [argv, message] of cases) {
+      const { code, err } = await cli([...argv, '--workers', '1', '--max-steps', '1']);
+      expect(code, argv.join(' ')).toBe(1);
+      expect(err.join('\n'), argv.join(' ')).toMatch(message);
+    }
+    // A run directory that holds a model is refused without --resume or --force.
+    const model = runDir();
+    expect((await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '2', '--workers', '1', '--valid-samples', '1'])).code).toBe(0);
+    const again = await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '2', '--workers', '1']);
+    expect(again.code).toBe(1);
+    expect(again.err.join('\n')).toMatch(/already holds a training run; pass --resume to continue it or --force to replace it/u);
+    const changed = await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '4', '--workers', '1', '--seed', '9', '--resume']);
+    expect(changed.err.join('\n')).toMatch(/these options differ from train\.json: seed \(1\)/u);
+    expect((await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '2', '--workers', '1', '--valid-samples', '1', '--force'])).code).toBe(0);
+  });
+
+  it('trains with two data-parallel workers and logs structured lines off a terminal', async () => {
+    const out = runDir();
+    const { code, out: log } = await cli(['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '12', '--workers', '2', '--backend', 'wasm', '--log-every', '4', '--valid-samples', '4']);
+    expect(code).toBe(0);
+    const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.some((l) => l.msg.includes('2 workers'))).toBe(true);
+    expect(lines.filter((l) => l.msg === 'step')).toHaveLength(3);
+    expect(losses(out).map(([step]) => step)).toEqual([4, 8, 12]);
+  });
+});

@@ -1,0 +1,322 @@
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { dedupePairs, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
+import {
+  CONFIG_FILE,
+  initBackend,
+  noamSchedule,
+  presetConfig,
+  saveModel,
+  Transformer,
+  writeParams,
+  type BackendInfo,
+  type Example,
+} from '@hanmadi/model';
+import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
+import { epochBatches } from './batching.js';
+import { InProcessEngine, ParallelEngine, type Engine } from './engine.js';
+import { learningCurvesSvg, type CurvePoint } from './plot.js';
+import { MetricsFile, type Reporter } from './report.js';
+import {
+  averageCheckpoints,
+  checkpointName,
+  CURVES_FILE,
+  loadLatestCheckpoint,
+  METRICS_FILE,
+  pruneCheckpoints,
+  RunDirError,
+  saveCheckpoint,
+  TOKENIZER_FILE,
+  TRAIN_FILE,
+  type TrainerState,
+} from './run-dir.js';
+import { RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
+import { validate, type ValidationResult } from './validation.js';
+
+/** The fewest pairs worth training on: below this the validation split is empty or meaningless. */
+export const MIN_PAIRS = 20;
+
+export interface TrainSummary {
+  steps: number;
+  epochs: number;
+  trainSeconds: number;
+  validation: ValidationResult | undefined;
+  backend: string;
+  stoppedBySignal: boolean;
+  runDir: string;
+}
+
+/** A shared flag the CLI sets on SIGINT/SIGTERM; the loop checks it between steps. */
+export interface StopSignal {
+  requested: boolean;
+  reason?: string;
+}
+
+/** Mixes the run seed and the step into the seed of that step's dropout masks. */
+export function dropoutSeed(seed: number, step: number): number {
+  let h = (seed ^ Math.imul(step, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+interface Prepared {
+  tokenizer: Tokenizer;
+  tokenizerBytes: Uint8Array;
+  train: Example[];
+  valid: Example[];
+  validPairs: QaPair[];
+  pairs: number;
+  duplicates: number;
+}
+
+/** Checks --out: a run directory holding a model is only reused with --resume or replaced with --force. */
+async function prepareRunDir(request: TrainRequest, report: Reporter): Promise<TrainSettings> {
+  const { settings } = request;
+  const out = settings.out;
+  const trainFile = join(out, TRAIN_FILE);
+  const hasRun = await stat(trainFile).then(
+    () => true,
+    () => false,
+  );
+  const hasModel = await stat(join(out, CONFIG_FILE)).then(
+    () => true,
+    () => false,
+  );
+  if (request.resume) {
+    if (!hasRun) throw new RunDirError(`${out}: nothing to resume (no ${TRAIN_FILE}); start a run there without --resume`);
+    const saved = TrainSettingsSchema.parse(JSON.parse(await readFile(trainFile, 'utf8')));
+    const conflicts = RUN_SHAPING.filter((k) => request.given.has(k) && JSON.stringify(saved[k]) !== JSON.stringify(settings[k]));
+    if (conflicts.length > 0) {
+      throw new RunDirError(`${out}: --resume continues the run as it was started; these options differ from ${TRAIN_FILE}: ${conflicts.map((k) => `${k} (${JSON.stringify(saved[k])})`).join(', ')}`);
+    }
+    // Scheduling and hardware may change between sessions; the recipe may not.
+    const merged: TrainSettings = { ...saved };
+    for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery'] as const) {
+      if (request.given.has(k)) (merged as Record<string, unknown>)[k] = settings[k];
+    }
+    report.info(`resuming the run in ${out}`);
+    return merged;
+  }
+  if ((hasRun || hasModel) && !request.force) {
+    throw new RunDirError(`${out} already holds a ${hasRun ? 'training run' : 'model'}; pass --resume to continue it or --force to replace it`);
+  }
+  if (request.force && (hasRun || hasModel)) {
+    for (const name of [TRAIN_FILE, METRICS_FILE, CURVES_FILE, 'checkpoints', CONFIG_FILE, 'model.safetensors', TOKENIZER_FILE]) {
+      await rm(join(out, name), { recursive: true, force: true });
+    }
+  }
+  await mkdir(out, { recursive: true });
+  return settings;
+}
+
+/** Written once the data and tokenizer are ready, so a start that fails leaves no run behind. */
+async function recordRun(settings: TrainSettings): Promise<void> {
+  await writeFile(join(settings.out, TRAIN_FILE), `${JSON.stringify(settings, null, 2)}\n`);
+}
+
+async function prepareData(settings: TrainSettings, resuming: boolean, report: Reporter): Promise<Prepared> {
+  const { pairs: raw, skipped } = await readPairs(settings.data, { skipInvalid: settings.skipInvalid });
+  for (const issue of skipped.slice(0, 5)) report.warn(`skipped ${issue.file}:${issue.line}: ${issue.message}`);
+  if (skipped.length > 0) report.warn(`skipped ${skipped.length} invalid record(s) in ${settings.data}`);
+  const { pairs, removed } = dedupePairs(raw);
+  if (pairs.length < MIN_PAIRS) {
+    throw new RunDirError(`${settings.data}: too few pairs to train on: ${pairs.length} distinct pair(s), at least ${MIN_PAIRS} are needed`);
+  }
+  const { train, valid } = splitPairs(pairs, { seed: settings.seed });
+  // A tiny corpus can hash every pair to one side; keep both sides non-empty.
+  if (valid.length === 0) valid.push(train.pop()!);
+  const runTokenizer = join(settings.out, TOKENIZER_FILE);
+  if (resuming) {
+    // The run's own tokenizer, whatever --tokenizer says now.
+  } else if (settings.tokenizer) {
+    await copyFile(settings.tokenizer, runTokenizer).catch((error: NodeJS.ErrnoException) => {
+      throw new RunDirError(`${settings.tokenizer}: cannot read the tokenizer: ${error.code ?? error.message}`);
+    });
+  } else {
+    const model = trainBpe(
+      train.flatMap((p) => [p.question, p.answer]),
+      { vocabSize: settings.vocabSize, hardVocabLimit: settings.vocabSizeExplicit, input: [settings.data] },
+    );
+    await writeModelFile(runTokenizer, model);
+    report.info(`trained a ${model.pieces.length}-piece BPE tokenizer on the training split`, { file: runTokenizer });
+  }
+  const tokenizer = await Tokenizer.load(runTokenizer);
+  if (!tokenizer.hasProjectSpecialIds) {
+    const ids = tokenizer.specialIds;
+    throw new RunDirError(
+      `${settings.tokenizer ?? runTokenizer}: special ids are pad ${ids.pad}, unk ${ids.unk}, bos ${ids.bos}, eos ${ids.eos}; hanmadi needs pad 0, unk 1, bos 2, eos 3 (spm_train --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)`,
+    );
+  }
+  const encode = (p: QaPair): Example => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) });
+  return {
+    tokenizer,
+    tokenizerBytes: await readFile(runTokenizer),
+    train: train.map(encode),
+    valid: valid.map(encode),
+    validPairs: valid,
+    pairs: pairs.length,
+    duplicates: removed,
+  };
+}
+
+async function startEngine(model: Transformer, settings: TrainSettings, backend: BackendInfo, report: Reporter): Promise<Engine> {
+  const cpuBound = backend.name === 'wasm' || backend.name === 'cpu';
+  if (cpuBound && settings.workers > 1) {
+    const engine = await ParallelEngine.start(model, settings.workers, backend.name);
+    report.info(`training on ${engine.description}`);
+    return engine;
+  }
+  return new InProcessEngine(model, backend.detail);
+}
+
+/**
+ * Trains a run end to end: data, tokenizer, model, the loop with validation
+ * and checkpoints, and the served model in the run directory. Returns when
+ * done or when `stop` was requested (after writing a checkpoint).
+ */
+export async function train(request: TrainRequest, report: Reporter, stop: StopSignal): Promise<TrainSummary> {
+  const backend = await initBackend(request.settings.backend, (line) => report.info(line));
+  const settings = await prepareRunDir(request, report);
+  const out = settings.out;
+  const data = await prepareData(settings, request.resume, report);
+  if (!request.resume) await recordRun(settings);
+  report.info(`${data.pairs} pairs (${data.duplicates} duplicates removed): ${data.train.length} for training, ${data.valid.length} for validation`);
+
+  const { specialIds } = data.tokenizer;
+  const config = presetConfig(settings.preset, { vocabSize: data.tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos }, { dropout: settings.dropout });
+  const model = new Transformer(config, settings.seed);
+  const engine = await startEngine(model, settings, backend, report);
+  const metrics = new MetricsFile(join(out, METRICS_FILE));
+  let state: TrainerState = { step: 0, epoch: 0, nextBatch: 0, bestValidLoss: null, bestStep: null, trainSeconds: 0, targetTokens: 0 };
+
+  try {
+    if (request.resume) {
+      const checkpoint = await loadLatestCheckpoint(out, engine.layout);
+      if (checkpoint === undefined) throw new RunDirError(`${out}: no complete checkpoint to resume from`);
+      engine.restore(checkpoint.engine);
+      state = checkpoint.trainer;
+      await metrics.truncateAfter(state.step);
+      report.info(`resumed from ${checkpoint.dir} at step ${state.step}, epoch ${state.epoch + 1}`);
+    }
+
+    const batchesPerEpoch = epochBatches(data.train, settings.batchTokens, settings.seed, 0).length;
+    const totalSteps = Math.min(settings.maxSteps ?? Infinity, settings.epochs * batchesPerEpoch);
+    const training = { preset: settings.preset, data: resolve(settings.data), settings };
+    const curve: CurvePoint[] = (await metrics.rows()).map((r) => ({
+      step: r['step'] as number,
+      ...(typeof r['loss'] === 'number' ? { trainLoss: r['loss'] } : {}),
+      ...(typeof r['validLoss'] === 'number' ? { validLoss: r['validLoss'], validPerplexity: r['validPerplexity'] as number } : {}),
+      ...(typeof r['lr'] === 'number' ? { learningRate: r['lr'] } : {}),
+    }));
+    let lastValidation: ValidationResult | undefined;
+    let validatedAt = -1;
+    let checkpointedAt = request.resume ? state.step : -1;
+
+    const checkpoint = async (): Promise<void> => {
+      if (checkpointedAt === state.step) return;
+      checkpointedAt = state.step;
+      engine.syncTo(model);
+      const saved = await saveCheckpoint(out, {
+        model,
+        tokenizerBytes: data.tokenizerBytes,
+        specialIds,
+        training: { ...training, step: state.step, epoch: state.epoch },
+        layout: engine.layout,
+        engine: engine.state(),
+        trainer: { ...state, trainSeconds: state.trainSeconds },
+      });
+      await pruneCheckpoints(out, settings.keep, state.bestStep === null ? undefined : checkpointName(state.bestStep));
+      report.info(`checkpoint ${saved}`);
+    };
+
+    const runValidation = async (): Promise<void> => {
+      if (validatedAt === state.step) return;
+      validatedAt = state.step;
+      engine.syncTo(model);
+      const result = validate(model, data.tokenizer, data.valid, data.validPairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
+      lastValidation = result;
+      const row = { step: state.step, epoch: state.epoch + 1, validLoss: result.loss, validPerplexity: result.perplexity, bleu: result.bleu, chrf: result.chrf };
+      await metrics.append(row);
+      curve.push({ step: state.step, validLoss: result.loss, validPerplexity: result.perplexity });
+      report.info('validation', { ...row, validLoss: round(result.loss), validPerplexity: round(result.perplexity), bleu: round(result.bleu), chrf: round(result.chrf) });
+      for (const r of result.replies) report.info(`  ${r.prompt} → ${r.reply}`);
+      if (state.bestValidLoss === null || result.loss < state.bestValidLoss) {
+        state.bestValidLoss = result.loss;
+        state.bestStep = state.step;
+        // The run directory itself serves the best model so far.
+        await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, validation: row } });
+      }
+      await writeFile(join(out, CURVES_FILE), learningCurvesSvg(curve, { title: `${settings.preset} preset on ${settings.data}` }));
+    };
+
+    report.start(totalSteps, state.step);
+    let stepStarted = performance.now();
+    outer: for (let epoch = state.epoch; epoch < settings.epochs; epoch++) {
+      const batches = epochBatches(data.train, settings.batchTokens, settings.seed, epoch);
+      for (let b = epoch === state.epoch ? state.nextBatch : 0; b < batches.length; b++) {
+        if (stop.requested || state.step >= totalSteps) break outer;
+        const step = state.step + 1;
+        const lr = noamSchedule(step, config.dModel, settings.warmup);
+        stepStarted = performance.now();
+        const result = await engine.step(batches[b]!, {
+          learningRate: lr,
+          labelSmoothing: settings.labelSmoothing,
+          clipNorm: settings.clipNorm ?? Infinity,
+          dropoutSeed: dropoutSeed(settings.seed, step),
+        });
+        const seconds = (performance.now() - stepStarted) / 1000;
+        state = { ...state, step, epoch, nextBatch: b + 1, trainSeconds: state.trainSeconds + seconds, targetTokens: state.targetTokens + result.targetTokens };
+        if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at step ${step}; lower the learning rate (--warmup) or clip gradients (--clip-norm)`);
+        const logged = step % settings.logEvery === 0;
+        const info = { epoch, step, loss: result.loss, learningRate: lr, gradNorm: result.gradNorm, tokensPerSecond: result.targetTokens / seconds };
+        report.step(info, logged);
+        if (logged) {
+          await metrics.append({ step, epoch: epoch + 1, loss: result.loss, lr, gradNorm: result.gradNorm, targetTokens: result.targetTokens, tokensPerSecond: info.tokensPerSecond, elapsedSeconds: state.trainSeconds });
+          curve.push({ step, trainLoss: result.loss, learningRate: lr });
+        }
+        if (settings.validEvery !== null && step % settings.validEvery === 0) await runValidation();
+        if (step % settings.checkpointEvery === 0) await checkpoint();
+      }
+      if (state.nextBatch >= batches.length) {
+        // End of the epoch: validate and checkpoint at its boundary.
+        state = { ...state, epoch: epoch + 1, nextBatch: 0 };
+        await runValidation();
+        await checkpoint();
+      }
+    }
+    report.stop();
+
+    if (stop.requested) {
+      await checkpoint();
+      report.info(`stopped by ${stop.reason ?? 'a signal'} at step ${state.step}; continue with --resume`);
+    } else {
+      await runValidation();
+      await checkpoint();
+      if (settings.average > 1) {
+        const { params, names } = await averageCheckpoints(out, settings.average, engine.layout);
+        writeParams(model, engine.layout, params);
+        const averaged = validate(model, data.tokenizer, data.valid, data.validPairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
+        await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, averaged: names, validation: averaged } });
+        report.info(`serving the average of ${names.length} checkpoints (${names.join(', ')})`, { validLoss: round(averaged.loss), validPerplexity: round(averaged.perplexity) });
+        lastValidation = averaged;
+      }
+    }
+    return {
+      steps: state.step,
+      epochs: state.epoch,
+      trainSeconds: state.trainSeconds,
+      validation: lastValidation,
+      backend: engine.description,
+      stoppedBySignal: stop.requested,
+      runDir: out,
+    };
+  } finally {
+    report.stop();
+    await engine.close();
+    model.dispose();
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
