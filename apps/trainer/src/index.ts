@@ -1,4 +1,4 @@
-export { epochBatches, paddedTokens } from './batching.js';
+export { batchTokens, epochBatches, paddedTokens } from './batching.js';
 export { InProcessEngine, ParallelEngine, type Engine, type EngineState } from './engine.js';
 export { corpusBleu, tokenize13a, type BleuResult } from './metrics/bleu.js';
 export { corpusChrf, type ChrfResult } from './metrics/chrf.js';

@@ -11,10 +11,10 @@ import { z } from 'zod';
  * after 1,372 steps with warm-up 4,000, and 36.5 with 400). The small presets
  * therefore use batches of about 64 pairs and warm-up 400.
  */
-export const RECIPES: Record<PresetName, { batchTokens: number; warmup: number; epochs: number; vocabSize: number }> = {
-  tiny: { batchTokens: 256, warmup: 400, epochs: 40, vocabSize: 1000 },
-  tutorial: { batchTokens: 512, warmup: 400, epochs: 20, vocabSize: 8000 },
-  base: { batchTokens: 25000, warmup: 4000, epochs: 20, vocabSize: 8000 },
+export const RECIPES: Record<PresetName, { batchTokens: number; warmup: number; epochs: number; vocabSize: number; bucketWindow: number }> = {
+  tiny: { batchTokens: 256, warmup: 400, epochs: 40, vocabSize: 1000, bucketWindow: 0 },
+  tutorial: { batchTokens: 512, warmup: 400, epochs: 20, vocabSize: 8000, bucketWindow: 0 },
+  base: { batchTokens: 25000, warmup: 4000, epochs: 20, vocabSize: 8000, bucketWindow: 64 },
 };
 
 /** Everything a run is trained with; stored in the run directory's train.json. */
@@ -25,6 +25,8 @@ export const TrainSettingsSchema = z.object({
   epochs: z.number().int().positive(),
   maxSteps: z.number().int().positive().nullable(),
   batchTokens: z.number().int().positive(),
+  /** Batches' worth of pairs sorted by length together (§5.1); 0 batches at random. */
+  bucketWindow: z.number().int().min(0),
   warmup: z.number().int().positive(),
   labelSmoothing: z.number().min(0).max(0.99),
   dropout: z.number().min(0).max(0.9),
@@ -77,7 +79,7 @@ function positive(value: string): number {
 }
 
 /** Options whose change would make a resumed run a different run. */
-export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize'] as const;
+export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize'] as const;
 
 /** `pnpm train` flags → settings, with the preset's recipe for what was not given. */
 export function parseTrainArgs(argv: string[], onOutput: (text: string) => void): TrainRequest {
@@ -90,7 +92,8 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     .option('--preset <name>', 'model size: tiny, tutorial or base', 'tiny')
     .option('--epochs <n>', 'passes over the training split (default: per preset)', int(1))
     .option('--max-steps <n>', 'stop after this many optimisation steps', int(1))
-    .option('--batch-tokens <n>', 'token budget of a batch, padding included (default: per preset)', int(8))
+    .option('--batch-tokens <n>', 'token budget of a batch: real source or target tokens (default: per preset)', int(8))
+    .option('--bucket-window <n>', 'sort pairs by length within windows of n batches (§5.1); 0 batches at random (default: per preset)', int(0))
     .option('--warmup <n>', 'Noam warm-up steps (default: 400 for tiny/tutorial, 4000 for base)', int(1))
     .option('--label-smoothing <x>', 'ε_ls of §5.4', fraction, 0.1)
     .option('--dropout <x>', 'P_drop of §5.4', fraction, 0.1)
@@ -125,6 +128,7 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     epochs: (o['epochs'] as number | undefined) ?? recipe.epochs,
     maxSteps: (o['maxSteps'] as number | undefined) ?? null,
     batchTokens: (o['batchTokens'] as number | undefined) ?? recipe.batchTokens,
+    bucketWindow: (o['bucketWindow'] as number | undefined) ?? recipe.bucketWindow,
     warmup: (o['warmup'] as number | undefined) ?? recipe.warmup,
     labelSmoothing: o['labelSmoothing'] as number,
     dropout: o['dropout'] as number,

@@ -102,7 +102,8 @@ describe('pnpm train', () => {
     const cliPath = fileURLToPath(new URL('./train-cli.ts', import.meta.url));
     const common = ['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--backend', 'wasm', '--workers', '1', '--checkpoint-every', '3', '--valid-samples', '2'];
     const argv = [...common, '--max-steps', '400'];
-    const child = spawn(join(REPO_ROOT, 'node_modules/.bin/tsx'), [cliPath, ...argv], { stdio: 'ignore' });
+    // node itself, not the tsx wrapper: a signal must reach the trainer, not a parent that relays it.
+    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...argv], { stdio: 'ignore', cwd: REPO_ROOT });
     // Kill it hard once a few checkpoints exist, most likely in the middle of writing another.
     await new Promise<void>((resolve, reject) => {
       const poll = setInterval(() => {
@@ -161,13 +162,46 @@ describe('pnpm train', () => {
     expect((await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '2', '--workers', '1', '--valid-samples', '1', '--force'])).code).toBe(0);
   });
 
-  it('trains with two data-parallel workers and logs structured lines off a terminal', async () => {
+  it('trains with two data-parallel workers, logs structured lines off a terminal, and serves an average of checkpoints', async () => {
     const out = runDir();
-    const { code, out: log } = await cli(['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '12', '--workers', '2', '--backend', 'wasm', '--log-every', '4', '--valid-samples', '4']);
+    const argv = ['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '12', '--workers', '2', '--backend', 'wasm', '--log-every', '4', '--valid-samples', '4'];
+    const { code, out: log } = await cli([...argv, '--checkpoint-every', '4', '--average', '2']);
     expect(code).toBe(0);
     const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
     expect(lines.some((l) => l.msg.includes('2 workers'))).toBe(true);
     expect(lines.filter((l) => l.msg === 'step')).toHaveLength(3);
     expect(losses(out).map(([step]) => step)).toEqual([4, 8, 12]);
+    // §6.1: the served model is the mean of the last two checkpoints' weights.
+    const served = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { training: { averaged: string[] } };
+    expect(served.training.averaged).toEqual(['step-0000008', 'step-0000012']);
+    const [a, b, mean] = await Promise.all([
+      loadModel(join(out, CHECKPOINTS_DIR, 'step-0000008')),
+      loadModel(join(out, CHECKPOINTS_DIR, 'step-0000012')),
+      loadModel(out),
+    ]);
+    const w = (m: typeof a) => m.model.params.get('decoder.layers.0.ffn.w1.weight').dataSync();
+    const [wa, wb, wm] = [w(a), w(b), w(mean)];
+    for (let i = 0; i < 50; i++) expect(wm[i]).toBeCloseTo((wa[i]! + wb[i]!) / 2, 6);
+    for (const m of [a, b, mean]) m.model.dispose();
+  });
+
+  it('finishes the step, writes a checkpoint and exits 0 on SIGTERM', async () => {
+    const out = runDir();
+    const cliPath = fileURLToPath(new URL('./train-cli.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, '--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '5000', '--workers', '1', '--log-every', '1', '--checkpoint-every', '1000'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO_ROOT,
+    });
+    let log = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      if (log.includes('"msg":"step"') && !child.killed) child.kill('SIGTERM');
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(log).toMatch(/stopped by SIGTERM at step \d+; continue with --resume/u);
+    const names = await listCheckpoints(out);
+    const last = losses(out).at(-1)![0];
+    expect(names.at(-1)).toBe(`step-${String(last).padStart(7, '0')}`);
   });
 });

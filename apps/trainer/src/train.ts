@@ -199,7 +199,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       report.info(`resumed from ${checkpoint.dir} at step ${state.step}, epoch ${state.epoch + 1}`);
     }
 
-    const batchesPerEpoch = epochBatches(data.train, settings.batchTokens, settings.seed, 0).length;
+    const batchesPerEpoch = epochBatches(data.train, settings.batchTokens, settings.seed, 0, settings.bucketWindow).length;
     const totalSteps = Math.min(settings.maxSteps ?? Infinity, settings.epochs * batchesPerEpoch);
     const training = { preset: settings.preset, data: resolve(settings.data), settings };
     const curve: CurvePoint[] = (await metrics.rows()).map((r) => ({
@@ -252,7 +252,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     report.start(totalSteps, state.step);
     let stepStarted = performance.now();
     outer: for (let epoch = state.epoch; epoch < settings.epochs; epoch++) {
-      const batches = epochBatches(data.train, settings.batchTokens, settings.seed, epoch);
+      const batches = epochBatches(data.train, settings.batchTokens, settings.seed, epoch, settings.bucketWindow);
       for (let b = epoch === state.epoch ? state.nextBatch : 0; b < batches.length; b++) {
         if (stop.requested || state.step >= totalSteps) break outer;
         const step = state.step + 1;
