@@ -18,3 +18,16 @@ export { initBackend, parseBackendChoice, BackendUnavailableError, BACKEND_ENV, 
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
 export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
 export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';
+export { generate, type GenerateOptions, type GenerateOutput, type SearchStrategy } from './generation/search.js';
+export {
+  LogitsProcessorList,
+  MinLengthProcessor,
+  NoRepeatNgramProcessor,
+  RepetitionPenaltyProcessor,
+  TemperatureProcessor,
+  TopKProcessor,
+  TopPProcessor,
+  logSoftmax,
+  type LogitsProcessor,
+} from './generation/logits-processors.js';
+export { EosCriterion, MaxLengthCriterion, StoppingCriteriaList, type FinishReason, type StoppingCriterion } from './generation/stopping-criteria.js';

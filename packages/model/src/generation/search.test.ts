@@ -1,0 +1,185 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../backend.js';
+import { disposeBatch, makeBatch, sourceTensor, type Example } from '../batch.js';
+import { presetConfig } from '../config.js';
+import { Adam } from '../optimizer.js';
+import { Rng } from '../random.js';
+import { trainStep } from '../train-step.js';
+import { Transformer } from '../transformer.js';
+import { greedyDecode } from './greedy.js';
+import { argMax, logSoftmax } from './logits-processors.js';
+import { generate, type GenerateOptions } from './search.js';
+
+const VOCAB = 60;
+/** Its target repeats the bigram (20, 21): greedy decoding learns to repeat it. */
+const REPEATING: Example = { source: [10, 11, 12], target: [20, 21, 20, 21, 20, 21, 20, 21] };
+
+function randomPairs(count: number, seed: number): Example[] {
+  const rng = new Rng(seed);
+  const seq = (min: number, max: number) => Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (VOCAB - 4)));
+  return Array.from({ length: count }, () => ({ source: seq(2, 6), target: seq(2, 6) }));
+}
+
+function hasRepeatedBigram(tokens: readonly number[]): boolean {
+  const seen = new Set<string>();
+  for (let i = 0; i + 1 < tokens.length; i++) {
+    const key = `${tokens[i]},${tokens[i + 1]}`;
+    if (seen.has(key)) return true;
+    seen.add(key);
+  }
+  return false;
+}
+
+describe('generate on a tiny trained model', () => {
+  const pairs = [...randomPairs(11, 21), REPEATING];
+  const sources = pairs.map((p) => p.source);
+  // Unseen sources too: their replies are less peaked, so strategies differ on them.
+  const unseen = randomPairs(4, 99).map((p) => p.source);
+  const all = [...sources, ...unseen];
+  const repeating = sources.length - 1;
+  let model: Transformer;
+
+  beforeAll(async () => {
+    await initBackend('wasm', () => {});
+    const config = presetConfig('tiny', { vocabSize: VOCAB }, { dropout: 0 });
+    model = new Transformer(config, 3);
+    const optimizer = new Adam(model.params.variables);
+    const batch = makeBatch(pairs, config);
+    let loss = Infinity;
+    for (let step = 1; step <= 400 && loss > 0.02; step++) {
+      loss = trainStep(model, optimizer, batch, { learningRate: 3e-3, labelSmoothing: 0, clipNorm: 5, dropoutSeed: step }).loss;
+    }
+    disposeBatch(batch);
+    optimizer.dispose();
+  });
+
+  afterAll(() => model.dispose());
+
+  it('greedy reproduces the training pairs, matches greedyDecode and an uncached argmax reference with its score', () => {
+    const out = generate(model, all, { maxNewTokens: 12 });
+    out.slice(0, sources.length).forEach((o, i) => {
+      expect(o.tokens).toEqual(pairs[i]!.target);
+      expect(o.finishReason).toBe('eos');
+    });
+    expect(greedyDecode(model, all, 12)).toEqual(out.map(({ tokens, finishReason }) => ({ tokens, finishReason })));
+    for (const [i, src] of [sources[0]!, unseen[0]!].entries()) {
+      const prefix = [model.config.bosId];
+      let score = 0;
+      for (let t = 0; t < 12; t++) {
+        const row = tf.tidy(() => {
+          const logits = model.logitsUncached(sourceTensor([src], model.config), tf.tensor2d([prefix], [1, prefix.length], 'int32')); // [1, T, V]
+          return Float32Array.from(tf.slice(logits, [0, t, 0], [1, 1, VOCAB]).dataSync());
+        });
+        const id = argMax(row);
+        score += logSoftmax(row)[id]!;
+        if (id === model.config.eosId) break;
+        prefix.push(id);
+      }
+      const o = i === 0 ? out[0]! : out[sources.length]!;
+      expect(o.tokens).toEqual(prefix.slice(1));
+      expect(o.score).toBeCloseTo(score, 3);
+    }
+  });
+
+  it('beam search with one beam equals greedy', () => {
+    const greedy = generate(model, all, { maxNewTokens: 12 });
+    const beam = generate(model, all, { strategy: 'beam', numBeams: 1, lengthPenalty: 0, maxNewTokens: 12 });
+    expect(beam.map((o) => [o.tokens, o.finishReason])).toEqual(greedy.map((o) => [o.tokens, o.finishReason]));
+    beam.forEach((o, i) => expect(o.score).toBeCloseTo(greedy[i]!.score, 4));
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy' }],
+    ['beam 3', { strategy: 'beam', numBeams: 3 }],
+    ['sampling', { strategy: 'sample', seed: 5, temperature: 1.5, topP: 0.95 }],
+  ])('%s decodes a batch as it decodes each source alone', (_name, options) => {
+    const batched = generate(model, all, { maxNewTokens: 12, ...options });
+    all.forEach((src, i) => {
+      const [alone] = generate(model, [src], { maxNewTokens: 12, ...options });
+      expect(alone!.tokens).toEqual(batched[i]!.tokens);
+      expect(alone!.finishReason).toBe(batched[i]!.finishReason);
+      expect(alone!.score).toBeCloseTo(batched[i]!.score, 3);
+    });
+  });
+
+  it('noRepeatNgramSize 2 leaves no repeated bigram where greedy repeats one', () => {
+    const [plain] = generate(model, [sources[repeating]!], { maxNewTokens: 12 });
+    expect(hasRepeatedBigram(plain!.tokens)).toBe(true);
+    for (const strategy of ['greedy', 'beam', 'sample'] as const) {
+      const out = generate(model, all, { strategy, noRepeatNgramSize: 2, maxNewTokens: 16, seed: 1 });
+      for (const o of out) expect(hasRepeatedBigram(o.tokens)).toBe(false);
+    }
+  });
+
+  it('minNewTokens delays EOS', () => {
+    for (const strategy of ['greedy', 'beam', 'sample'] as const) {
+      const out = generate(model, all, { strategy, minNewTokens: 10, maxNewTokens: 14 });
+      for (const o of out) expect(o.tokens.length).toBeGreaterThanOrEqual(10);
+    }
+  });
+
+  it('a repetition penalty changes a reply that repeats its tokens', () => {
+    const [plain] = generate(model, [sources[repeating]!], { maxNewTokens: 12 });
+    const [penalised] = generate(model, [sources[repeating]!], { maxNewTokens: 12, repetitionPenalty: 20 });
+    expect(penalised!.tokens).not.toEqual(plain!.tokens);
+  });
+
+  it('sampling at a tiny temperature, or with topK 1, equals greedy', () => {
+    const greedy = generate(model, all, { maxNewTokens: 12 }).map((o) => o.tokens);
+    expect(generate(model, all, { strategy: 'sample', temperature: 1e-4, seed: 3, maxNewTokens: 12 }).map((o) => o.tokens)).toEqual(greedy);
+    expect(generate(model, all, { strategy: 'sample', topK: 1, temperature: 2, seed: 4, maxNewTokens: 12 }).map((o) => o.tokens)).toEqual(greedy);
+  });
+
+  it('sampling is reproducible by seed and changes with it', () => {
+    const sample = (seed: number) => generate(model, all, { strategy: 'sample', temperature: 3, seed, maxNewTokens: 12 }).map((o) => o.tokens);
+    expect(sample(7)).toEqual(sample(7));
+    expect(sample(8)).not.toEqual(sample(7));
+  });
+
+  it("beam search's best score is at least greedy's with lengthPenalty 0", () => {
+    const greedy = generate(model, all, { maxNewTokens: 12 });
+    const beam = generate(model, all, { strategy: 'beam', numBeams: 4, lengthPenalty: 0, maxNewTokens: 12 });
+    beam.forEach((o, i) => expect(o.score).toBeGreaterThanOrEqual(greedy[i]!.score - 1e-6));
+  });
+
+  it('early stopping gives the same hypotheses as searching to the length limit', () => {
+    for (const lengthPenalty of [0, 1, -0.5]) {
+      const options: GenerateOptions = { strategy: 'beam', numBeams: 3, lengthPenalty, maxNewTokens: 10 };
+      const early = generate(model, all, { ...options, earlyStopping: true });
+      const full = generate(model, all, { ...options, earlyStopping: false });
+      expect(early.map((o) => o.tokens)).toEqual(full.map((o) => o.tokens));
+      early.forEach((o, i) => expect(o.score).toBeCloseTo(full[i]!.score, 6));
+    }
+  });
+
+  it("finishes with 'eos' given room and with 'length' when cut", () => {
+    for (const strategy of ['greedy', 'beam'] as const) {
+      const roomy = generate(model, sources, { strategy, maxNewTokens: 12 });
+      expect(roomy.map((o) => o.finishReason)).toEqual(sources.map(() => 'eos'));
+      // Every target has at least 2 tokens, so its EOS never fits in 2.
+      const cut = generate(model, sources, { strategy, maxNewTokens: 2 });
+      cut.forEach((o, i) => {
+        expect(o.finishReason).toBe('length');
+        expect(o.tokens).toEqual(pairs[i]!.target.slice(0, 2));
+      });
+    }
+    expect(generate(model, [sources[0]!], { maxNewTokens: 0 })).toEqual([{ tokens: [], score: 0, finishReason: 'length' }]);
+  });
+
+  it('holds the number of live tensors across 50 generate calls', () => {
+    const strategies: GenerateOptions[] = [{ strategy: 'greedy' }, { strategy: 'beam', numBeams: 3 }, { strategy: 'sample', seed: 2, topK: 5 }];
+    generate(model, all, { maxNewTokens: 6 });
+    const before = tf.memory().numTensors;
+    for (let call = 0; call < 50; call++) generate(model, all.slice(call % 4, (call % 4) + 3), { maxNewTokens: 6, noRepeatNgramSize: 2, ...strategies[call % 3] });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => generate(model, sources, { strategy: 'beam', numBeams: 0 })).toThrow(RangeError);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rejects bad options', () => {
+    expect(() => generate(model, sources, { maxNewTokens: -1 })).toThrow(RangeError);
+    expect(() => generate(model, sources, { strategy: 'sample', temperature: 0 })).toThrow(RangeError);
+    expect(() => generate(model, sources, { strategy: 'sample', topP: 1.5 })).toThrow(RangeError);
+  });
+});

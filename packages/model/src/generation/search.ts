@@ -1,0 +1,338 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { sourceTensor } from '../batch.js';
+import { Rng } from '../random.js';
+import type { DecodingState, Transformer } from '../transformer.js';
+import {
+  argMax,
+  LogitsProcessorList,
+  logSoftmax,
+  MinLengthProcessor,
+  NoRepeatNgramProcessor,
+  RepetitionPenaltyProcessor,
+  softmax,
+  TemperatureProcessor,
+  TopKProcessor,
+  TopPProcessor,
+  topIndices,
+} from './logits-processors.js';
+import { EosCriterion, MaxLengthCriterion, StoppingCriteriaList, type FinishReason } from './stopping-criteria.js';
+
+export type SearchStrategy = 'greedy' | 'beam' | 'sample';
+
+export interface GenerateOptions {
+  /** 'greedy' (default): the most probable token each step; 'beam': beam search; 'sample': seeded sampling. */
+  strategy?: SearchStrategy;
+  /** Upper bound on generated tokens, EOS included; also capped by the model's maxLength − 1. Default 32. */
+  maxNewTokens?: number;
+  /** EOS is forbidden before this many tokens. Default 0. */
+  minNewTokens?: number;
+  /** Forbids repeating any n-gram of this size; 0 (default) is off. */
+  noRepeatNgramSize?: number;
+  /** CTRL repetition penalty; 1 (default) is off. */
+  repetitionPenalty?: number;
+  /** Sampling only: divides the scores before sampling. Default 1. */
+  temperature?: number;
+  /** Sampling only: keep the k most probable tokens; 0 (default) is off. */
+  topK?: number;
+  /** Sampling only: nucleus mass; 1 (default) is off. */
+  topP?: number;
+  /** Sampling only: seed of every source's generator. Default 0. */
+  seed?: number;
+  /** Beam search only: hypotheses kept per source. Default 4. */
+  numBeams?: number;
+  /** Beam search only: a finished hypothesis scores sum / len^lengthPenalty, len counting EOS. Default 1. */
+  lengthPenalty?: number;
+  /**
+   * Beam search only: stop a source once numBeams hypotheses are finished and
+   * no live one can still beat the worst of them (an exact bound, so the
+   * result is the same as without it, only sooner). Default true.
+   */
+  earlyStopping?: boolean;
+}
+
+export interface GenerateOutput {
+  /** Generated ids without BOS and EOS. */
+  tokens: number[];
+  /**
+   * Sum of the log-probabilities of the generated tokens (EOS included) under
+   * the processed but not warped scores (temperature, top-k and top-p left
+   * out), so that scores of all strategies compare; for beam search divided
+   * by len^lengthPenalty.
+   */
+  score: number;
+  finishReason: FinishReason;
+}
+
+type Resolved = Required<GenerateOptions>;
+
+const DEFAULTS: Resolved = {
+  strategy: 'greedy',
+  maxNewTokens: 32,
+  minNewTokens: 0,
+  noRepeatNgramSize: 0,
+  repetitionPenalty: 1,
+  temperature: 1,
+  topK: 0,
+  topP: 1,
+  seed: 0,
+  numBeams: 4,
+  lengthPenalty: 1,
+  earlyStopping: true,
+};
+
+/**
+ * Generates a reply to every source with the model's cached incremental
+ * decoder. The encoder runs once for the whole batch; greedy and sampling
+ * decode all sources as one batch, beam search as one batch of
+ * sources × numBeams rows. Every source's result is independent of the
+ * others in the batch (sampling gives each source its own generator seeded
+ * with `seed`).
+ */
+export function generate(model: Transformer, sources: readonly (readonly number[])[], options: GenerateOptions = {}): GenerateOutput[] {
+  const o = resolveOptions(options);
+  if (sources.length === 0) return [];
+  const limit = Math.min(o.maxNewTokens, model.config.maxLength - 1);
+  const processors = scoreProcessors(o, model.config.eosId);
+  const source = sourceTensor(sources, model.config);
+  let state: DecodingState;
+  try {
+    state = model.startDecoding(source);
+  } finally {
+    source.dispose();
+  }
+  try {
+    if (o.strategy === 'beam') return beamSearch(model, state, sources.length, limit, processors, o);
+    const warpers = o.strategy === 'sample' ? samplingWarpers(o) : new LogitsProcessorList();
+    const rngs = sources.map(() => new Rng(o.seed));
+    const choose =
+      o.strategy === 'sample'
+        ? (b: number, row: Float32Array): number => {
+            // Warpers shape the sampling distribution only; the score stays on `row`.
+            const warped = row.slice();
+            warpers.process([[]], [warped]);
+            return sampleIndex(warped, rngs[b]!.next());
+          }
+        : (_b: number, row: Float32Array): number => argMax(row);
+    return decodeBatch(model, state, sources.length, limit, processors, choose);
+  } finally {
+    model.disposeDecoding(state);
+  }
+}
+
+function resolveOptions(options: GenerateOptions): Resolved {
+  const o: Resolved = { ...DEFAULTS };
+  for (const [key, value] of Object.entries(options) as [keyof Resolved, unknown][]) {
+    if (value !== undefined) (o as Record<keyof Resolved, unknown>)[key] = value;
+  }
+  const nonNegativeInt = (name: keyof Resolved, v: number) => {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
+  };
+  if (!['greedy', 'beam', 'sample'].includes(o.strategy)) throw new RangeError(`unknown strategy ${String(o.strategy)}`);
+  nonNegativeInt('maxNewTokens', o.maxNewTokens);
+  nonNegativeInt('minNewTokens', o.minNewTokens);
+  nonNegativeInt('noRepeatNgramSize', o.noRepeatNgramSize);
+  nonNegativeInt('topK', o.topK);
+  if (!Number.isInteger(o.numBeams) || o.numBeams < 1) throw new RangeError(`numBeams must be a positive integer, got ${o.numBeams}`);
+  if (!Number.isFinite(o.lengthPenalty)) throw new RangeError(`lengthPenalty must be finite, got ${o.lengthPenalty}`);
+  if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new RangeError(`temperature must be a positive number, got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
+  if (!(o.repetitionPenalty > 0) || !Number.isFinite(o.repetitionPenalty)) throw new RangeError(`repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);
+  if (!Number.isFinite(o.seed)) throw new RangeError(`seed must be finite, got ${o.seed}`);
+  return o;
+}
+
+/** Processors that define the model's distribution for every strategy. */
+function scoreProcessors(o: Resolved, eosId: number): LogitsProcessorList {
+  const list = new LogitsProcessorList();
+  if (o.minNewTokens > 0) list.push(new MinLengthProcessor(o.minNewTokens, eosId));
+  if (o.noRepeatNgramSize > 0) list.push(new NoRepeatNgramProcessor(o.noRepeatNgramSize));
+  if (o.repetitionPenalty !== 1) list.push(new RepetitionPenaltyProcessor(o.repetitionPenalty));
+  return list;
+}
+
+/** Processors that only reshape the distribution sampled from. */
+function samplingWarpers(o: Resolved): LogitsProcessorList {
+  const list = new LogitsProcessorList([new TemperatureProcessor(o.temperature)]);
+  if (o.topK > 0) list.push(new TopKProcessor(o.topK));
+  if (o.topP < 1) list.push(new TopPProcessor(o.topP));
+  return list;
+}
+
+/** Index drawn from softmax(row) with the uniform number u ∈ [0, 1). */
+function sampleIndex(row: Float32Array, u: number): number {
+  const probs = softmax(row);
+  let cumulative = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i]! === 0) continue;
+    cumulative += probs[i]!;
+    last = i;
+    if (u < cumulative) return i;
+  }
+  // Rounding can leave the total just under u: take the last possible token.
+  return last;
+}
+
+/** One cached decoder step; → a copy of the logits as one Float32Array row per batch row. */
+function stepRows(model: Transformer, state: DecodingState, tokens: readonly number[]): Float32Array[] {
+  const logits = tf.tidy(() => model.step(state, tf.tensor1d(tokens as number[], 'int32'))); // [B, V]
+  let data: Float32Array;
+  try {
+    data = Float32Array.from(logits.dataSync());
+  } finally {
+    logits.dispose();
+  }
+  const V = model.config.vocabSize;
+  return tokens.map((_, b) => data.subarray(b * V, (b + 1) * V));
+}
+
+function selectRows(model: Transformer, state: DecodingState, rows: readonly number[]): void {
+  const index = tf.tensor1d(rows as number[], 'int32'); // [B']
+  try {
+    model.selectRows(state, index);
+  } finally {
+    index.dispose();
+  }
+}
+
+/** Greedy decoding and sampling: one hypothesis per source, the whole batch stepped together. */
+function decodeBatch(
+  model: Transformer,
+  state: DecodingState,
+  batch: number,
+  limit: number,
+  processors: LogitsProcessorList,
+  choose: (b: number, row: Float32Array) => number,
+): GenerateOutput[] {
+  const { bosId, eosId } = model.config;
+  const stopping = new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]);
+  const generated: number[][] = Array.from({ length: batch }, () => []);
+  const outputs: GenerateOutput[] = generated.map(() => ({ tokens: [], score: 0, finishReason: 'length' }));
+  const done = generated.map(() => limit === 0);
+  let fed = generated.map(() => bosId);
+  while (done.includes(false)) {
+    const rows = stepRows(model, state, fed);
+    fed = rows.map((row, b) => {
+      // A finished row still occupies its place in the batch; what it is fed no longer matters.
+      if (done[b]) return eosId;
+      processors.process([generated[b]!], [row]);
+      const id = choose(b, row);
+      outputs[b]!.score += logSoftmax(row)[id]!;
+      generated[b]!.push(id);
+      const reason = stopping.check(generated[b]!);
+      if (reason) {
+        done[b] = true;
+        outputs[b]!.finishReason = reason;
+      }
+      return id;
+    });
+  }
+  outputs.forEach((out, b) => {
+    const g = generated[b]!;
+    out.tokens = out.finishReason === 'eos' ? g.slice(0, -1) : g;
+  });
+  return outputs;
+}
+
+interface Hypothesis {
+  tokens: number[];
+  /** Sum of log-probabilities so far. */
+  sum: number;
+}
+
+interface FinishedHypothesis extends Hypothesis {
+  score: number;
+  finishReason: FinishReason;
+}
+
+/**
+ * Beam search over B sources × K beams in one batch: beam j of source b lives
+ * in row b·K + j, and after every step the cache is gathered so that each row
+ * holds its new hypothesis's parent.
+ */
+function beamSearch(model: Transformer, state: DecodingState, batch: number, limit: number, processors: LogitsProcessorList, o: Resolved): GenerateOutput[] {
+  const { bosId, eosId } = model.config;
+  const K = o.numBeams;
+  const normalise = (sum: number, length: number) => sum / Math.max(length, 1) ** o.lengthPenalty;
+  // Best live score reachable from `sum` at `length` tokens: sums only fall, so the
+  // bound is the current sum at the most favourable final length.
+  const bestReachable = (sum: number, length: number) => (o.lengthPenalty > 0 ? normalise(sum, limit) : normalise(sum, length + 1));
+  // Every source starts with one live beam: K copies of the same BOS would only tie.
+  let live: Hypothesis[][] = Array.from({ length: batch }, () => (limit > 0 ? [{ tokens: [], sum: 0 }] : []));
+  const finished: FinishedHypothesis[][] = Array.from({ length: batch }, () => []);
+  const addFinished = (b: number, h: FinishedHypothesis) => {
+    const pool = finished[b]!;
+    pool.push(h);
+    pool.sort((x, y) => y.score - x.score);
+    if (pool.length > K) pool.pop();
+  };
+  if (limit > 0) selectRows(model, state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
+
+  for (let t = 0; t < limit && live.some((beams) => beams.length > 0); t++) {
+    const fed = Array.from({ length: batch * K }, (_, r) => {
+      const h = live[Math.floor(r / K)]![r % K];
+      return h ? (h.tokens[h.tokens.length - 1] ?? bosId) : eosId;
+    });
+    const rows = stepRows(model, state, fed);
+    const parents: number[] = [];
+    live = live.map((beams, b) => {
+      if (beams.length === 0) {
+        parents.push(...Array.from({ length: K }, () => b * K));
+        return [];
+      }
+      const beamRows = beams.map((_, j) => rows[b * K + j]!);
+      processors.process(
+        beams.map((h) => h.tokens),
+        beamRows,
+      );
+      // 2K candidates guarantee K live ones even if K of them are EOS.
+      const candidates: { j: number; id: number; sum: number }[] = [];
+      beamRows.forEach((row, j) => {
+        const logProbs = logSoftmax(row);
+        for (const id of topIndices(row, Math.min(2 * K, row.length))) {
+          if (logProbs[id]! > -Infinity) candidates.push({ j, id, sum: beams[j]!.sum + logProbs[id]! });
+        }
+      });
+      // Stable sort: ties stay in (beam, token id) order, as argmax breaks them.
+      candidates.sort((x, y) => y.sum - x.sum);
+      const next: Hypothesis[] = [];
+      const nextParents: number[] = [];
+      for (const [rank, c] of candidates.slice(0, 2 * K).entries()) {
+        const tokens = beams[c.j]!.tokens;
+        if (c.id === eosId) {
+          // An EOS below the top K would not have survived as a beam either.
+          if (rank < K) addFinished(b, { tokens, sum: c.sum, score: normalise(c.sum, tokens.length + 1), finishReason: 'eos' });
+          continue;
+        }
+        next.push({ tokens: [...tokens, c.id], sum: c.sum });
+        nextParents.push(b * K + c.j);
+        if (next.length === K) break;
+      }
+      const length = t + 1;
+      const pool = finished[b]!;
+      let stop = next.length === 0;
+      if (!stop && length >= limit) {
+        for (const h of next) addFinished(b, { ...h, score: normalise(h.sum, length), finishReason: 'length' });
+        stop = true;
+      }
+      if (!stop && o.earlyStopping && pool.length >= K) {
+        const worst = pool[pool.length - 1]!.score;
+        stop = !next.some((h) => bestReachable(h.sum, length) > worst);
+      }
+      if (stop) {
+        parents.push(...Array.from({ length: K }, () => b * K));
+        return [];
+      }
+      // Rows past the live beams are filler: any row of this source will do.
+      parents.push(...nextParents, ...Array.from({ length: K - next.length }, () => b * K));
+      return next;
+    });
+    if (t + 1 < limit && live.some((beams) => beams.length > 0)) selectRows(model, state, parents);
+  }
+
+  return finished.map((pool): GenerateOutput => {
+    const best = pool[0];
+    if (!best) return { tokens: [], score: 0, finishReason: 'length' };
+    return { tokens: best.tokens, score: best.score, finishReason: best.finishReason };
+  });
+}
