@@ -23,14 +23,10 @@ import {
   type Example,
 } from '@hanmadi/model';
 import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
+import { median, printTable } from './table.js';
 import { referenceAvailable, runReferenceDecoding, runReferenceTraining, type ReferenceDecoding, type ReferenceTraining } from './reference.js';
 
 const WARMUP = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 interface TrainingRow {
   label: string;
@@ -194,9 +190,4 @@ export async function benchModel(argv: string[]): Promise<void> {
   decode.push(['hanmadi wasm, no cache', uncached.toFixed(1), (uncached / 20).toFixed(2), ratio(uncached, refDecoding?.greedy_nocache_20.median_ms)]);
   printTable(decode);
   console.log('(ratios of times: below 1× is faster than PyTorch)');
-}
-
-function printTable(rows: string[][]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
 }

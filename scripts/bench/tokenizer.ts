@@ -11,13 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSentences, referenceCorpusPath, REPO_ROOT } from '@hanmadi/corpus';
 import { spmAvailable, Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
+import { median, printTable } from './table.js';
 
 const REPEATS = 3;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function timeProcess(cmd: string, args: string[]): number {
   const t = performance.now();
@@ -85,7 +81,6 @@ export async function benchTokenizer(): Promise<void> {
     ],
   ];
   const header: [string, string, string, string] = ['measure', 'hanmadi', 'SentencePiece CLI', 'ratio'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  printTable([header, ...rows], true);
   console.log(`spm version: ${execFileSync('dpkg-query', ['-W', '-f=${Version}', 'sentencepiece']).toString()}; node ${process.version}`);
 }

@@ -12,6 +12,7 @@ import { initBackend, noamSchedule, presetConfig, Transformer, type Example, typ
 import { epochBatches, InProcessEngine, ParallelEngine, type Engine } from '@hanmadi/trainer';
 import { prepareChatbotData } from './chatbot-data.js';
 import { referenceAvailable, runReferenceTraining, type ReferenceTraining } from './reference.js';
+import { printTable } from './table.js';
 
 /** fp32 matmul peak of this machine kind (2048² products, 2 threads; ../shared/anchors/torch-cpu/results.md). */
 const PEAK_GFLOPS = 202;
@@ -81,8 +82,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
   const useful = (tps * USEFUL_FLOPS_PER_TOKEN) / 1e9;
   rows.push([`hanmadi ${engine.description}`, tps.toFixed(0), achieved.toFixed(1), pct(achieved), useful.toFixed(1), pct(useful), reference ? `${(tps / reference.tgt_tok_per_s_median).toFixed(2)}×` : '–']);
   console.log(`\ntutorial preset on ChatbotData, the tutorial recipe's batches (≤ 512 real tokens a side, random order), ${steps} steps after ${warmup} warm-up; peak ${PEAK_GFLOPS} GFLOP/s`);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  printTable(rows);
   console.log('(useful = 27.7 MFLOP per target token: the model\'s matmuls without any padding; PyTorch computes its padding too)');
 }
 

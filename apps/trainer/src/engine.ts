@@ -63,7 +63,10 @@ export class InProcessEngine implements Engine {
   }
 
   syncTo(model: Transformer): void {
-    if (model !== this.model) writeParams(model, this.layout, this.state().params);
+    if (model === this.model) return;
+    const params = new Float32Array(this.layout.size);
+    readParams(this.model, this.layout, params);
+    writeParams(model, this.layout, params);
   }
 
   state(): EngineState {

@@ -10,10 +10,9 @@ import type { ForwardPass, ParamStore } from './params.js';
 export class LayerNorm {
   private readonly gamma: tf.Variable<tf.Rank.R1>;
   private readonly beta: tf.Variable<tf.Rank.R1>;
-  private averager: tf.Tensor2D | undefined;
 
   constructor(
-    params: ParamStore,
+    private readonly params: ParamStore,
     prefix: string,
     size: number,
     private readonly epsilon = 1e-5,
@@ -35,14 +34,11 @@ export class LayerNorm {
    * times over for short rows, which matters at one token per decoding step.
    */
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
-    const averager = (this.averager ??= tf.keep(tf.fill([x.shape[1], 1], 1 / x.shape[1]) as tf.Tensor2D)); // [d, 1]
+    const d = x.shape[1];
+    const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
     const centered = tf.sub(x, tf.matMul(x, averager)); // [N, d]
     const variance = tf.matMul(tf.square(centered), averager); // [N, 1]
     return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
-  }
-
-  dispose(): void {
-    this.averager?.dispose();
   }
 }
 

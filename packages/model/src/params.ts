@@ -11,6 +11,8 @@ let storeCounter = 0;
 export class ParamStore {
   readonly variables = new Map<string, tf.Variable>();
   private readonly prefix = `hanmadi${storeCounter++}/`;
+  /** Fixed tensors the layers derive once (not trained, not saved), released with the parameters. */
+  private readonly constants = new Map<string, tf.Tensor>();
 
   constructor(private readonly rng: Rng) {}
 
@@ -58,9 +60,18 @@ export class ParamStore {
     return n;
   }
 
+  /** A constant made once per store and key, kept until the store is disposed. */
+  constant<T extends tf.Tensor>(key: string, make: () => T): T {
+    let t = this.constants.get(key);
+    if (t === undefined) this.constants.set(key, (t = tf.keep(make())));
+    return t as T;
+  }
+
   dispose(): void {
     for (const v of this.variables.values()) v.dispose();
+    for (const c of this.constants.values()) c.dispose();
     this.variables.clear();
+    this.constants.clear();
   }
 }
 

@@ -104,6 +104,14 @@ describe('the tiny Transformer on wasm', () => {
     model.dispose();
   });
 
+  it('releases every tensor it made when disposed, decoding constants included', () => {
+    const before = tf.memory().numTensors;
+    const model = new Transformer(presetConfig('tiny', { vocabSize: VOCAB }), 6);
+    greedyDecode(model, [[5, 6, 7]], 4);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('saves and loads a model directory that gives identical outputs', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hanmadi-model-'));
     const config = presetConfig('tiny', { vocabSize: VOCAB }, { norm: 'pre' });

@@ -1,4 +1,4 @@
-import { CorpusError, formatIssue, readSentences, type SentenceFormat } from '@hanmadi/corpus';
+import { CorpusError, readSentences, type SentenceFormat } from '@hanmadi/corpus';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ModelFileError, writeModelFile } from './model-file.js';
 import { Tokenizer } from './tokenizer.js';
@@ -121,4 +121,3 @@ export async function runTokenizerCli(argv: string[], io: Io = consoleIo): Promi
   }
 }
 
-export { formatIssue };
