@@ -18,7 +18,18 @@ export { initBackend, parseBackendChoice, BackendUnavailableError, BACKEND_ENV, 
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
 export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
 export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';
-export { generate, type GenerateOptions, type GenerateOutput, type SearchStrategy } from './generation/search.js';
+export {
+  generate,
+  generateAsync,
+  generationGroup,
+  resolveGenerateOptions,
+  type GenerateOptions,
+  type GenerateOutput,
+  type ResolvedGenerateOptions,
+  type SearchStrategy,
+} from './generation/search.js';
+export { type GenerationHooks, type TokenCallback } from './generation/streamers.js';
+export { BatcherClosedError, DecodeBatcher, QueueFullError, type DecodeBatcherOptions, type DecodeRequest } from './generation/batcher.js';
 export {
   LogitsProcessorList,
   MinLengthProcessor,

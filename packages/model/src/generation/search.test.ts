@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../backend.js';
 import { disposeBatch, makeBatch, sourceTensor, type Example } from '../batch.js';
 import { presetConfig } from '../config.js';
@@ -9,7 +9,7 @@ import { trainStep } from '../train-step.js';
 import { Transformer } from '../transformer.js';
 import { greedyDecode } from './greedy.js';
 import { argMax, logSoftmax } from './logits-processors.js';
-import { generate, type GenerateOptions } from './search.js';
+import { generate, generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions } from './search.js';
 
 const VOCAB = 60;
 /** Its target repeats the bigram (20, 21): greedy decoding learns to repeat it. */
@@ -175,6 +175,108 @@ describe('generate on a tiny trained model', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(() => generate(model, sources, { strategy: 'beam', numBeams: 0 })).toThrow(RangeError);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy' }],
+    ['beam 4', { strategy: 'beam', numBeams: 4 }],
+    ['sampling', { strategy: 'sample', seed: 9, temperature: 2, topK: 10 }],
+  ])('generateAsync equals generate and gives the event loop a turn between steps (%s)', async (_name, options) => {
+    const sync = generate(model, all, { maxNewTokens: 12, ...options });
+    // A chain of immediates runs only while the decoding loop gives up the thread.
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      if (!spinning) return;
+      turns++;
+      setImmediate(spin);
+    };
+    setImmediate(spin);
+    try {
+      expect(await generateAsync(model, all, { maxNewTokens: 12, ...options })).toEqual(sync);
+    } finally {
+      spinning = false;
+    }
+    expect(turns).toBeGreaterThan(3);
+    expect(await generateAsync(model, [], options)).toEqual([]);
+  });
+
+  it('generateAsync rejects bad options and leaks nothing', async () => {
+    const before = tf.memory().numTensors;
+    await expect(generateAsync(model, sources, { strategy: 'beam', numBeams: 0 })).rejects.toThrow(RangeError);
+    await generateAsync(model, all, { strategy: 'beam', numBeams: 2, maxNewTokens: 5 });
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy' }],
+    ['beam 3, lengthPenalty 1', { strategy: 'beam', numBeams: 3 }],
+    ['beam 3, lengthPenalty 0', { strategy: 'beam', numBeams: 3, lengthPenalty: 0 }],
+    ['sampling', { strategy: 'sample', temperature: 2 }],
+  ])('per-source maxNewTokens and seed decode each source as alone (%s)', (_name, options) => {
+    const perSource = all.map((_, i): GenerateOptions => ({ ...options, maxNewTokens: [0, 1, 3, 7, 12][i % 5], seed: 100 + i }));
+    const batched = generate(model, all, perSource);
+    all.forEach((src, i) => {
+      const [alone] = generate(model, [src], perSource[i]);
+      expect(batched[i]!.tokens).toEqual(alone!.tokens);
+      expect(batched[i]!.finishReason).toBe(alone!.finishReason);
+      expect(batched[i]!.score).toBeCloseTo(alone!.score, 3);
+      expect(batched[i]!.tokens.length).toBeLessThanOrEqual(perSource[i]!.maxNewTokens!);
+    });
+  });
+
+  it('per-source options must agree on all but maxNewTokens and seed', () => {
+    expect(() => generate(model, sources.slice(0, 2), [{ strategy: 'beam' }, { strategy: 'beam', numBeams: 2 }])).toThrow(RangeError);
+    expect(() => generate(model, sources.slice(0, 2), [{}, { strategy: 'sample' }])).toThrow(RangeError);
+    expect(() => generate(model, sources.slice(0, 2), [{}])).toThrow(RangeError);
+    // Options a strategy ignores do not split a batch.
+    expect(generate(model, sources.slice(0, 2), [{ temperature: 3 }, { numBeams: 7, maxNewTokens: 12 }]).map((o) => o.tokens)).toEqual([
+      generate(model, [sources[0]!])[0]!.tokens,
+      generate(model, [sources[1]!], { maxNewTokens: 12 })[0]!.tokens,
+    ]);
+    expect(generationGroup(resolveGenerateOptions({ temperature: 3, seed: 1, maxNewTokens: 3 }))).toBe(generationGroup(resolveGenerateOptions({})));
+    expect(generationGroup(resolveGenerateOptions({ strategy: 'sample', temperature: 3 }))).not.toBe(generationGroup(resolveGenerateOptions({ strategy: 'sample' })));
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy' }],
+    ['beam 4', { strategy: 'beam', numBeams: 4 }],
+    ['sampling', { strategy: 'sample', seed: 3, temperature: 2 }],
+  ])('onToken streams exactly each source’s tokens, in order (%s)', (_name, options) => {
+    const streamed: number[][] = all.map(() => []);
+    const out = generate(model, all, { maxNewTokens: 12, ...options }, { onToken: (b, id) => streamed[b]!.push(id) });
+    expect(streamed).toEqual(out.map((o) => o.tokens));
+    expect(streamed.flat()).not.toContain(model.config.eosId);
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy' }],
+    ['beam 3', { strategy: 'beam', numBeams: 3 }],
+  ])('shouldStop abandons a source early and leaves the others alone (%s)', (_name, options) => {
+    const opts: GenerateOptions = { maxNewTokens: 16, minNewTokens: 16, ...options };
+    const full = generate(model, all, opts);
+    let calls = 0;
+    const steps = vi.spyOn(model, 'step').mockImplementation(function (this: Transformer, ...args) {
+      calls++;
+      return Transformer.prototype.step.apply(this, args);
+    });
+    try {
+      // Source 0 is dropped before any step, source 1 after its fourth, the rest run to the limit.
+      const out = generate(model, all, opts, { shouldStop: (b) => b === 0 || (b === 1 && calls >= 4) });
+      expect(calls).toBe(16);
+      expect(out[0]).toEqual({ tokens: [], score: 0, finishReason: 'length' });
+      expect(out[1]!.tokens).toHaveLength(4);
+      expect(out[1]!.finishReason).toBe('length');
+      if (options.strategy === 'greedy') expect(out[1]!.tokens).toEqual(full[1]!.tokens.slice(0, 4));
+      expect(out.slice(2)).toEqual(full.slice(2));
+      // With every source dropped after two steps, the batch stops there.
+      calls = 0;
+      const stopped = generate(model, all, opts, { shouldStop: () => calls >= 2 });
+      expect(calls).toBe(2);
+      for (const o of stopped) expect(o.tokens).toHaveLength(2);
+    } finally {
+      steps.mockRestore();
+    }
   });
 
   it('rejects bad options', () => {

@@ -16,6 +16,7 @@ import {
   topIndices,
 } from './logits-processors.js';
 import { EosCriterion, MaxLengthCriterion, StoppingCriteriaList, type FinishReason } from './stopping-criteria.js';
+import type { GenerationHooks } from './streamers.js';
 
 export type SearchStrategy = 'greedy' | 'beam' | 'sample';
 
@@ -63,7 +64,10 @@ export interface GenerateOutput {
   finishReason: FinishReason;
 }
 
-type Resolved = Required<GenerateOptions>;
+/** Every option filled in with its default; what `resolveGenerateOptions` returns. */
+export type ResolvedGenerateOptions = Required<GenerateOptions>;
+
+type Resolved = ResolvedGenerateOptions;
 
 const DEFAULTS: Resolved = {
   strategy: 'greedy',
@@ -81,17 +85,117 @@ const DEFAULTS: Resolved = {
 };
 
 /**
+ * How each source of one batch is decoded. The options of a batch must agree
+ * on everything but the per-source fields `maxNewTokens` and `seed`, since the
+ * rows are stepped together and share their processors.
+ */
+interface Plan {
+  shared: ResolvedGenerateOptions;
+  /** Per source: its token limit, already capped by the model's maxLength − 1. */
+  limits: number[];
+  /** Per source: the seed of its sampling generator. */
+  seeds: number[];
+}
+
+/**
  * Generates a reply to every source with the model's cached incremental
  * decoder. The encoder runs once for the whole batch; greedy and sampling
  * decode all sources as one batch, beam search as one batch of
  * sources × numBeams rows. Every source's result is independent of the
  * others in the batch (sampling gives each source its own generator seeded
  * with `seed`).
+ *
+ * `options` is either one set for every source or a list, one per source,
+ * that agree on everything except `maxNewTokens` and `seed` (a RangeError
+ * otherwise): a source then decodes exactly as it would alone with its own
+ * options. The hooks stream tokens and abandon sources; see GenerationHooks.
  */
-export function generate(model: Transformer, sources: readonly (readonly number[])[], options: GenerateOptions = {}): GenerateOutput[] {
-  const o = resolveOptions(options);
+export function generate(
+  model: Transformer,
+  sources: readonly (readonly number[])[],
+  options: GenerateOptions | readonly GenerateOptions[] = {},
+  hooks: GenerationHooks = {},
+): GenerateOutput[] {
+  const plan = planGeneration(model, sources, options);
+  return runToEnd(generationSteps(model, sources, plan, hooks));
+}
+
+/**
+ * `generate`, giving the event loop a turn between decoder steps, so that a
+ * server stays responsive (new requests queue, aborts land, streamed tokens
+ * flush) while a long batch decodes. Same arguments, same results; bad
+ * options reject the promise with generate's RangeError.
+ */
+export async function generateAsync(
+  model: Transformer,
+  sources: readonly (readonly number[])[],
+  options: GenerateOptions | readonly GenerateOptions[] = {},
+  hooks: GenerationHooks = {},
+): Promise<GenerateOutput[]> {
+  const plan = planGeneration(model, sources, options);
+  const steps = generationSteps(model, sources, plan, hooks);
+  for (let r = steps.next(); ; r = steps.next()) {
+    if (r.done) return r.value;
+    await nextTurn();
+  }
+}
+
+/**
+ * A key equal for exactly the resolved options that can decode in one batch:
+ * every option that shapes the search, leaving out the per-source
+ * `maxNewTokens` and `seed` and the options the strategy ignores (a greedy
+ * request's temperature, say). Readable, for logs: "beam numBeams=4 …".
+ */
+export function generationGroup(o: ResolvedGenerateOptions): string {
+  const fields: (keyof ResolvedGenerateOptions)[] = ['minNewTokens', 'noRepeatNgramSize', 'repetitionPenalty'];
+  if (o.strategy === 'sample') fields.push('temperature', 'topK', 'topP');
+  if (o.strategy === 'beam') fields.push('numBeams', 'lengthPenalty', 'earlyStopping');
+  return [o.strategy, ...fields.map((f) => `${f}=${String(o[f])}`)].join(' ');
+}
+
+function isOptionList(options: GenerateOptions | readonly GenerateOptions[]): options is readonly GenerateOptions[] {
+  return Array.isArray(options);
+}
+
+function planGeneration(model: Transformer, sources: readonly (readonly number[])[], options: GenerateOptions | readonly GenerateOptions[]): Plan {
+  const cap = (o: ResolvedGenerateOptions) => Math.min(o.maxNewTokens, model.config.maxLength - 1);
+  if (!isOptionList(options)) {
+    const shared = resolveGenerateOptions(options);
+    return { shared, limits: sources.map(() => cap(shared)), seeds: sources.map(() => shared.seed) };
+  }
+  if (options.length !== sources.length) throw new RangeError(`got ${options.length} option sets for ${sources.length} sources`);
+  const resolved = options.map((x) => resolveGenerateOptions(x));
+  const shared = resolved[0] ?? { ...DEFAULTS };
+  const group = generationGroup(shared);
+  resolved.forEach((o, i) => {
+    const other = generationGroup(o);
+    if (other !== group) throw new RangeError(`options of source ${i} (${other}) cannot share a batch with those of source 0 (${group}): only maxNewTokens and seed may differ`);
+  });
+  return { shared, limits: resolved.map(cap), seeds: resolved.map((o) => o.seed) };
+}
+
+/** Drives a step generator synchronously to its result. */
+function runToEnd<T>(steps: Generator<void, T, void>): T {
+  for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
+}
+
+/** Resolves after the event loop has run pending I/O and timers once. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    if (typeof setImmediate === 'function') setImmediate(resolve);
+    else setTimeout(resolve, 0);
+  });
+}
+
+/**
+ * The whole generation as a generator that yields after every decoder step,
+ * so that one loop serves both the synchronous and the asynchronous driver.
+ * The decoding state lives in its try/finally: a driver must run it to the
+ * end (or until it throws), which both drivers do.
+ */
+function* generationSteps(model: Transformer, sources: readonly (readonly number[])[], plan: Plan, hooks: GenerationHooks): Generator<void, GenerateOutput[], void> {
   if (sources.length === 0) return [];
-  const limit = Math.min(o.maxNewTokens, model.config.maxLength - 1);
+  const o = plan.shared;
   const processors = scoreProcessors(o, model.config.eosId);
   const source = sourceTensor(sources, model.config);
   let state: DecodingState;
@@ -101,9 +205,9 @@ export function generate(model: Transformer, sources: readonly (readonly number[
     source.dispose();
   }
   try {
-    if (o.strategy === 'beam') return beamSearch(model, state, sources.length, limit, processors, o);
+    if (o.strategy === 'beam') return yield* beamSearch(model, state, plan.limits, processors, o, hooks);
     const warpers = o.strategy === 'sample' ? samplingWarpers(o) : new LogitsProcessorList();
-    const rngs = sources.map(() => new Rng(o.seed));
+    const rngs = plan.seeds.map((seed) => new Rng(seed));
     const choose =
       o.strategy === 'sample'
         ? (b: number, row: Float32Array): number => {
@@ -113,15 +217,20 @@ export function generate(model: Transformer, sources: readonly (readonly number[
             return sampleIndex(warped, rngs[b]!.next());
           }
         : (_b: number, row: Float32Array): number => argMax(row);
-    return decodeBatch(model, state, sources.length, limit, processors, choose);
+    return yield* decodeBatch(model, state, plan.limits, processors, choose, hooks);
   } finally {
     model.disposeDecoding(state);
   }
 }
 
-function resolveOptions(options: GenerateOptions): Resolved {
+/**
+ * Fills in the defaults and validates; throws a RangeError naming the first
+ * bad option. Unknown keys are ignored.
+ */
+export function resolveGenerateOptions(options: GenerateOptions = {}): Resolved {
   const o: Resolved = { ...DEFAULTS };
-  for (const [key, value] of Object.entries(options) as [keyof Resolved, unknown][]) {
+  for (const key of Object.keys(DEFAULTS) as (keyof Resolved)[]) {
+    const value = options[key];
     if (value !== undefined) (o as Record<keyof Resolved, unknown>)[key] = value;
   }
   const nonNegativeInt = (name: keyof Resolved, v: number) => {
@@ -195,22 +304,36 @@ function selectRows(model: Transformer, state: DecodingState, rows: readonly num
   }
 }
 
-/** Greedy decoding and sampling: one hypothesis per source, the whole batch stepped together. */
-function decodeBatch(
+/** Marks as done every unfinished row whose caller has given up on it; → the rows abandoned now. */
+function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
+  const shouldStop = hooks.shouldStop;
+  if (!shouldStop) return [];
+  return done.flatMap((d, b) => (!d && shouldStop(b) ? [b] : []));
+}
+
+/**
+ * Greedy decoding and sampling: one hypothesis per source, the whole batch
+ * stepped together until every row has finished at its own limit.
+ */
+function* decodeBatch(
   model: Transformer,
   state: DecodingState,
-  batch: number,
-  limit: number,
+  limits: readonly number[],
   processors: LogitsProcessorList,
   choose: (b: number, row: Float32Array) => number,
-): GenerateOutput[] {
+  hooks: GenerationHooks,
+): Generator<void, GenerateOutput[], void> {
   const { bosId, eosId } = model.config;
-  const stopping = new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]);
-  const generated: number[][] = Array.from({ length: batch }, () => []);
+  const stopping = limits.map((limit) => new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]));
+  const generated: number[][] = limits.map(() => []);
   const outputs: GenerateOutput[] = generated.map(() => ({ tokens: [], score: 0, finishReason: 'length' }));
-  const done = generated.map(() => limit === 0);
+  const done = limits.map((limit) => limit === 0);
   let fed = generated.map(() => bosId);
-  while (done.includes(false)) {
+  for (let t = 0; ; t++) {
+    // The turn comes before the check, so that an abort arriving during it stops its row at once.
+    if (t > 0) yield;
+    for (const b of abandoned(done, hooks)) done[b] = true;
+    if (!done.includes(false)) break;
     const rows = stepRows(model, state, fed);
     fed = rows.map((row, b) => {
       // A finished row still occupies its place in the batch; what it is fed no longer matters.
@@ -219,11 +342,12 @@ function decodeBatch(
       const id = choose(b, row);
       outputs[b]!.score += logSoftmax(row)[id]!;
       generated[b]!.push(id);
-      const reason = stopping.check(generated[b]!);
+      const reason = stopping[b]!.check(generated[b]!);
       if (reason) {
         done[b] = true;
         outputs[b]!.finishReason = reason;
       }
+      if (reason !== 'eos') hooks.onToken?.(b, id);
       return id;
     });
   }
@@ -248,17 +372,27 @@ interface FinishedHypothesis extends Hypothesis {
 /**
  * Beam search over B sources × K beams in one batch: beam j of source b lives
  * in row b·K + j, and after every step the cache is gathered so that each row
- * holds its new hypothesis's parent.
+ * holds its new hypothesis's parent. Each source searches up to its own limit;
+ * the batch steps until the last of them is done.
  */
-function beamSearch(model: Transformer, state: DecodingState, batch: number, limit: number, processors: LogitsProcessorList, o: Resolved): GenerateOutput[] {
+function* beamSearch(
+  model: Transformer,
+  state: DecodingState,
+  limits: readonly number[],
+  processors: LogitsProcessorList,
+  o: Resolved,
+  hooks: GenerationHooks,
+): Generator<void, GenerateOutput[], void> {
   const { bosId, eosId } = model.config;
   const K = o.numBeams;
+  const batch = limits.length;
+  const maxLimit = Math.max(0, ...limits);
   const normalise = (sum: number, length: number) => sum / Math.max(length, 1) ** o.lengthPenalty;
   // Best live score reachable from `sum` at `length` tokens: sums only fall, so the
   // bound is the current sum at the most favourable final length.
-  const bestReachable = (sum: number, length: number) => (o.lengthPenalty > 0 ? normalise(sum, limit) : normalise(sum, length + 1));
+  const bestReachable = (sum: number, length: number, limit: number) => (o.lengthPenalty > 0 ? normalise(sum, limit) : normalise(sum, length + 1));
   // Every source starts with one live beam: K copies of the same BOS would only tie.
-  let live: Hypothesis[][] = Array.from({ length: batch }, () => (limit > 0 ? [{ tokens: [], sum: 0 }] : []));
+  let live: Hypothesis[][] = limits.map((limit) => (limit > 0 ? [{ tokens: [], sum: 0 }] : []));
   const finished: FinishedHypothesis[][] = Array.from({ length: batch }, () => []);
   const addFinished = (b: number, h: FinishedHypothesis) => {
     const pool = finished[b]!;
@@ -266,9 +400,25 @@ function beamSearch(model: Transformer, state: DecodingState, batch: number, lim
     pool.sort((x, y) => y.score - x.score);
     if (pool.length > K) pool.pop();
   };
-  if (limit > 0) selectRows(model, state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
+  // A source's pool is final once it has no live beam left: only then is its winner known.
+  const streamBest = (b: number) => {
+    const onToken = hooks.onToken;
+    if (onToken) for (const id of finished[b]![0]?.tokens ?? []) onToken(b, id);
+  };
+  if (maxLimit > 0) selectRows(model, state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
 
-  for (let t = 0; t < limit && live.some((beams) => beams.length > 0); t++) {
+  for (let t = 0; t < maxLimit; t++) {
+    if (t > 0) yield;
+    for (const b of abandoned(
+      live.map((beams) => beams.length === 0),
+      hooks,
+    )) {
+      // Cut as at the length limit, so that the best hypothesis so far is the answer.
+      for (const h of live[b]!) addFinished(b, { ...h, score: normalise(h.sum, t), finishReason: 'length' });
+      live[b] = [];
+      streamBest(b);
+    }
+    if (!live.some((beams) => beams.length > 0)) break;
     const fed = Array.from({ length: batch * K }, (_, r) => {
       const h = live[Math.floor(r / K)]![r % K];
       return h ? (h.tokens[h.tokens.length - 1] ?? bosId) : eosId;
@@ -280,6 +430,7 @@ function beamSearch(model: Transformer, state: DecodingState, batch: number, lim
         parents.push(...Array.from({ length: K }, () => b * K));
         return [];
       }
+      const limit = limits[b]!;
       const beamRows = beams.map((_, j) => rows[b * K + j]!);
       processors.process(
         beams.map((h) => h.tokens),
@@ -317,17 +468,18 @@ function beamSearch(model: Transformer, state: DecodingState, batch: number, lim
       }
       if (!stop && o.earlyStopping && pool.length >= K) {
         const worst = pool[pool.length - 1]!.score;
-        stop = !next.some((h) => bestReachable(h.sum, length) > worst);
+        stop = !next.some((h) => bestReachable(h.sum, length, limit) > worst);
       }
       if (stop) {
         parents.push(...Array.from({ length: K }, () => b * K));
+        streamBest(b);
         return [];
       }
       // Rows past the live beams are filler: any row of this source will do.
       parents.push(...nextParents, ...Array.from({ length: K - next.length }, () => b * K));
       return next;
     });
-    if (t + 1 < limit && live.some((beams) => beams.length > 0)) selectRows(model, state, parents);
+    if (t + 1 < maxLimit && live.some((beams) => beams.length > 0)) selectRows(model, state, parents);
   }
 
   return finished.map((pool): GenerateOutput => {

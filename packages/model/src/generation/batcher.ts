@@ -1,0 +1,287 @@
+import type { Transformer } from '../transformer.js';
+import { generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions, type GenerateOutput, type ResolvedGenerateOptions } from './search.js';
+
+export interface DecodeBatcherOptions {
+  /** Most requests decoded as one batch (beam search: each brings numBeams rows). Default 32. */
+  maxBatch?: number;
+  /** How long the oldest waiting request waits for others to join its batch. Default 5. */
+  maxWaitMs?: number;
+  /** Most requests waiting (those decoding not counted); more are refused with QueueFullError. Default 256. */
+  maxQueue?: number;
+  /** False: every request is decoded alone, one at a time (the benchmark's "batching off"). Default true. */
+  batching?: boolean;
+  /** Called as each batch starts, with its size and its group (see generationGroup). A throw fails that batch. */
+  onBatch?: (size: number, group: string) => void;
+}
+
+export interface DecodeRequest {
+  /** Source token ids, without EOS. */
+  source: readonly number[];
+  /** Decoding options; a batch is formed only of requests whose options agree except for maxNewTokens and seed. */
+  options?: GenerateOptions;
+  /** Each reply token as it is chosen (beam search: all at once when the request's search ends); a throw fails this request alone. */
+  onToken?: (tokenId: number) => void;
+  /** Aborting rejects the request with the signal's reason, whether it waits or decodes. */
+  signal?: AbortSignal;
+}
+
+/** The queue already holds maxQueue waiting requests (a server answers 503). */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+/** The batcher was closed before this request came. */
+export class BatcherClosedError extends Error {
+  override name = 'BatcherClosedError';
+}
+
+interface Pending {
+  source: number[];
+  options: ResolvedGenerateOptions;
+  group: string;
+  /** performance.now() at submit. */
+  arrivedAt: number;
+  onToken: ((tokenId: number) => void) | undefined;
+  /** Set once the promise is resolved or rejected; a settled request that still decodes is abandoned. */
+  settled: boolean;
+  resolve: (output: GenerateOutput) => void;
+  reject: (reason: unknown) => void;
+  /** Removes the abort listener. */
+  detach: () => void;
+}
+
+/** A pending wake-up of the batcher: a timer, or an immediate when a batch is ready now. */
+interface Wake {
+  due: number;
+  cancel: () => void;
+}
+
+const DEFAULTS = { maxBatch: 32, maxWaitMs: 5, maxQueue: 256 };
+
+/**
+ * Gathers concurrent generation requests and decodes them together: one
+ * encoder run and one decoder step per token for the whole batch instead of
+ * one per request, which is where a server's throughput under load comes
+ * from. A batch starts when its oldest request has waited maxWaitMs or when
+ * maxBatch compatible requests are waiting. Requests whose options cannot
+ * share a batch go into separate groups, each decoded as its own batch.
+ *
+ * Only one batch decodes at a time, since the model runs on one thread;
+ * requests arriving meanwhile wait and form the next batch. Every request's
+ * result is what `generate` gives for its source alone.
+ */
+export class DecodeBatcher {
+  private readonly maxBatch: number;
+  private readonly maxWaitMs: number;
+  private readonly maxQueue: number;
+  private readonly onBatch: ((size: number, group: string) => void) | undefined;
+  private readonly queue: Pending[] = [];
+  private decoding: Pending[] = [];
+  private running = false;
+  private closed = false;
+  private wake: Wake | undefined;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly model: Transformer,
+    options: DecodeBatcherOptions = {},
+  ) {
+    const batching = options.batching ?? true;
+    this.maxBatch = batching ? (options.maxBatch ?? DEFAULTS.maxBatch) : 1;
+    this.maxWaitMs = batching ? (options.maxWaitMs ?? DEFAULTS.maxWaitMs) : 0;
+    this.maxQueue = options.maxQueue ?? DEFAULTS.maxQueue;
+    this.onBatch = options.onBatch;
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${this.maxBatch}`);
+    if (!(this.maxWaitMs >= 0) || !Number.isFinite(this.maxWaitMs)) throw new RangeError(`maxWaitMs must be a non-negative number, got ${this.maxWaitMs}`);
+    if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new RangeError(`maxQueue must be a non-negative integer, got ${this.maxQueue}`);
+  }
+
+  /** Requests waiting, not yet decoding. */
+  get queueLength(): number {
+    return this.queue.length;
+  }
+
+  /** Requests being decoded (abandoned ones no longer count). */
+  get inFlight(): number {
+    return this.decoding.filter((p) => !p.settled).length;
+  }
+
+  /**
+   * Queues one request; → its output. Rejects with BatcherClosedError after
+   * close(), QueueFullError when maxQueue requests wait, the RangeError of
+   * option or source validation, the signal's reason on abort, or the error
+   * that broke its batch's decoding.
+   */
+  submit(request: DecodeRequest): Promise<GenerateOutput> {
+    return new Promise<GenerateOutput>((resolve, reject) => {
+      if (this.closed) throw new BatcherClosedError('the decode batcher is closed');
+      const options = resolveGenerateOptions(request.options);
+      const source = this.checkSource(request.source);
+      const signal = request.signal;
+      if (signal?.aborted) throw abortReason(signal);
+      if (this.queue.length >= this.maxQueue) throw new QueueFullError(`the decode queue is full (${this.maxQueue} requests waiting)`);
+      const pending: Pending = {
+        source,
+        options,
+        group: generationGroup(options),
+        arrivedAt: performance.now(),
+        onToken: request.onToken,
+        settled: false,
+        resolve,
+        reject,
+        detach: () => {},
+      };
+      if (signal) {
+        const onAbort = () => this.abort(pending, abortReason(signal));
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.detach = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.queue.push(pending);
+      this.pump();
+    });
+  }
+
+  /**
+   * Stops taking requests (later submits reject with BatcherClosedError) and
+   * resolves once every request already taken, waiting or decoding, has
+   * finished. Waiting requests no longer wait for company.
+   */
+  close(): Promise<void> {
+    this.closed = true;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.pump();
+    this.notifyIfIdle();
+    return idle;
+  }
+
+  private checkSource(source: readonly number[]): number[] {
+    const { vocabSize } = this.model.config;
+    if (!Array.isArray(source)) throw new RangeError('source must be an array of token ids');
+    for (const id of source) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new RangeError(`source token id ${id} is not in [0, ${vocabSize})`);
+    }
+    return [...source];
+  }
+
+  private abort(pending: Pending, reason: unknown): void {
+    if (pending.settled) return;
+    this.settle(pending, () => pending.reject(reason));
+    // A decoding request keeps its row until the next step, where shouldStop drops it.
+    const at = this.queue.indexOf(pending);
+    if (at >= 0) {
+      this.queue.splice(at, 1);
+      this.notifyIfIdle();
+    }
+  }
+
+  private settle(pending: Pending, finish: () => void): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    pending.detach();
+    finish();
+  }
+
+  /** Arranges for the next batch to start as soon as one is ready; a no-op while one decodes. */
+  private pump(): void {
+    if (this.running || this.queue.length === 0) return;
+    const now = performance.now();
+    const ready = this.readyGroup(now) !== undefined;
+    const due = ready ? now : this.queue[0]!.arrivedAt + this.maxWaitMs;
+    if (this.wake && this.wake.due <= due) return;
+    this.wake?.cancel();
+    const fire = () => {
+      this.wake = undefined;
+      this.startNext();
+    };
+    // An immediate, not a timer, when ready: submit returns at once, yet a burst of submits still lands in one batch.
+    if (ready) {
+      const handle = setImmediate(fire);
+      this.wake = { due, cancel: () => clearImmediate(handle) };
+    } else {
+      const handle = setTimeout(fire, Math.max(0, due - now));
+      this.wake = { due, cancel: () => clearTimeout(handle) };
+    }
+  }
+
+  /**
+   * The group to decode next: the oldest request's once it has waited
+   * maxWaitMs (or the batcher is closing), else the first group with
+   * maxBatch requests waiting.
+   */
+  private readyGroup(now: number): string | undefined {
+    const oldest = this.queue[0];
+    if (!oldest) return undefined;
+    if (this.closed || now - oldest.arrivedAt >= this.maxWaitMs) return oldest.group;
+    const counts = new Map<string, number>();
+    for (const p of this.queue) {
+      const count = (counts.get(p.group) ?? 0) + 1;
+      if (count >= this.maxBatch) return p.group;
+      counts.set(p.group, count);
+    }
+    return undefined;
+  }
+
+  private startNext(): void {
+    if (this.running) return;
+    const group = this.readyGroup(performance.now());
+    if (group === undefined) {
+      this.pump();
+      return;
+    }
+    const batch: Pending[] = [];
+    for (let i = 0; i < this.queue.length && batch.length < this.maxBatch; ) {
+      if (this.queue[i]!.group === group) batch.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    void this.decode(batch, group);
+  }
+
+  /** Decodes one batch and settles its requests; never rejects. */
+  private async decode(batch: Pending[], group: string): Promise<void> {
+    this.running = true;
+    this.decoding = batch;
+    try {
+      this.onBatch?.(batch.length, group);
+      const outputs = await generateAsync(
+        this.model,
+        batch.map((p) => p.source),
+        batch.map((p) => p.options),
+        {
+          onToken: (i, id) => this.streamToken(batch[i]!, id),
+          shouldStop: (i) => batch[i]!.settled,
+        },
+      );
+      batch.forEach((p, i) => this.settle(p, () => p.resolve(outputs[i]!)));
+    } catch (error) {
+      // generateAsync has disposed its decoding state; nothing of this batch can be trusted.
+      for (const p of batch) this.settle(p, () => p.reject(error));
+    } finally {
+      this.decoding = [];
+      this.running = false;
+      this.pump();
+      this.notifyIfIdle();
+    }
+  }
+
+  /** Passes a token to its request's callback; a callback that throws fails its own request only. */
+  private streamToken(pending: Pending, id: number): void {
+    if (pending.settled || !pending.onToken) return;
+    try {
+      pending.onToken(id);
+    } catch (error) {
+      this.settle(pending, () => pending.reject(error));
+    }
+  }
+
+  private notifyIfIdle(): void {
+    if (!this.closed || this.running || this.queue.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/** The reason an aborted signal carries, or a DOM-style AbortError where it carries none. */
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}

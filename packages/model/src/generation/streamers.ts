@@ -1,0 +1,29 @@
+/**
+ * Hooks through which a caller watches and steers a generation while it runs,
+ * after transformers.js's `generation/streamers`. They are called between
+ * decoder steps, synchronously, from inside the decoding loop: keep them
+ * cheap, and throw only to abort the whole call.
+ */
+export interface GenerationHooks {
+  /**
+   * Called with each token of a source's reply, in order, EOS left out: the
+   * calls for one source spell exactly its output's `tokens`. Greedy decoding
+   * and sampling call it as each token is chosen; beam search cannot know its
+   * winner early and calls it for the best hypothesis's tokens all at once,
+   * when that source's search ends.
+   */
+  onToken?: TokenCallback;
+  /**
+   * Checked for every unfinished source before each decoder step; true
+   * abandons that source (a timed-out request, a client gone). An abandoned
+   * source counts as finished: greedy decoding and sampling return the tokens
+   * produced so far, beam search the best hypothesis among those finished and
+   * those still live (cut as if at the length limit), and the finishReason is
+   * whatever that hypothesis had, 'length' when it was cut. The other sources
+   * of the batch go on unchanged.
+   */
+  shouldStop?: (sourceIndex: number) => boolean;
+}
+
+/** Receives one token id of the reply to the source at `sourceIndex`. */
+export type TokenCallback = (sourceIndex: number, tokenId: number) => void;
