@@ -1,0 +1,127 @@
+import { EventEmitter } from 'node:events';
+import { basename, join, resolve } from 'node:path';
+import { normalizeText } from '@hanmadi/corpus';
+import { DecodeBatcher, loadModel, TOKENIZER_FILE, type FinishReason, type GenerateOptions, type ModelConfig, type Transformer } from '@hanmadi/model';
+import { Tokenizer } from '@hanmadi/tokenizer';
+import { TextStreamer } from './text-streamer.js';
+
+export interface BatchingOptions {
+  /** Decode concurrent requests together (false: one request at a time, for comparison). */
+  batching: boolean;
+  /** Most requests decoded as one batch. */
+  maxBatch: number;
+  /** How long the first request of a batch waits for others. */
+  maxWaitMs: number;
+  /** Requests waiting beyond the one decoding; more are refused (HTTP 503). */
+  maxQueue: number;
+}
+
+export const DEFAULT_BATCHING: BatchingOptions = { batching: true, maxBatch: 32, maxWaitMs: 5, maxQueue: 256 };
+
+export interface ReplyOptions {
+  /** Aborting it (timeout, client gone) abandons the request, queued or decoding. */
+  signal?: AbortSignal;
+  /** Called with each new piece of reply text as tokens are chosen (beam search: once, at the end). */
+  onText?: (delta: string) => void;
+}
+
+export interface Reply {
+  reply: string;
+  finishReason: FinishReason;
+  tokenIds: number[];
+  score: number;
+  promptTokens: number;
+}
+
+interface ChatModelEvents {
+  batch: [size: number];
+  tokens: [count: number];
+}
+
+/**
+ * A served run directory: the model, its tokenizer and the batcher that
+ * decodes concurrent requests together. Text in, text out; everything
+ * about HTTP lives in the plugins.
+ */
+export class ChatModel extends EventEmitter<ChatModelEvents> {
+  private ready = false;
+  private readonly batcher: DecodeBatcher;
+
+  private constructor(
+    readonly id: string,
+    readonly dir: string,
+    private readonly model: Transformer,
+    private readonly tokenizer: Tokenizer,
+    batching: BatchingOptions,
+  ) {
+    super();
+    this.batcher = new DecodeBatcher(model, { ...batching, onBatch: (size) => this.emit('batch', size) });
+  }
+
+  /** Loads a model directory (a run directory of `pnpm train` serves its best model). */
+  static async load(dir: string, batching: BatchingOptions = DEFAULT_BATCHING): Promise<ChatModel> {
+    const { model, dir: loaded } = await loadModel(dir);
+    try {
+      const tokenizer = await Tokenizer.load(join(loaded.dir, TOKENIZER_FILE));
+      return new ChatModel(basename(resolve(dir)), resolve(dir), model, tokenizer, batching);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
+
+  get config(): ModelConfig {
+    return this.model.config;
+  }
+
+  /** True once the model has decoded its warm-up replies. */
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  get queueLength(): number {
+    return this.batcher.queueLength;
+  }
+
+  get inFlight(): number {
+    return this.batcher.inFlight;
+  }
+
+  /**
+   * Decodes a reply with each search strategy once, so that the first real
+   * request does not pay for kernel compilation and buffer allocation.
+   */
+  async warmUp(): Promise<void> {
+    await this.reply('안녕하세요', { maxNewTokens: 4 });
+    await this.reply('안녕하세요', { strategy: 'beam', numBeams: 2, maxNewTokens: 4 });
+    this.ready = true;
+  }
+
+  /** The model's reply to one message; rejects on a full queue, an abort or a closed model. */
+  async reply(message: string, decoding: GenerateOptions, options: ReplyOptions = {}): Promise<Reply> {
+    const source = this.tokenizer.encode(normalizeText(message));
+    const streamer = options.onText ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText) : undefined;
+    const out = await this.batcher.submit({
+      source,
+      options: decoding,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(streamer ? { onToken: (id: number) => streamer.put(id) } : {}),
+    });
+    streamer?.end(out.tokens);
+    this.emit('tokens', out.tokens.length);
+    return {
+      reply: this.tokenizer.decode(out.tokens),
+      finishReason: out.finishReason,
+      tokenIds: out.tokens,
+      score: out.score,
+      promptTokens: Math.min(source.length, this.model.config.maxLength - 1) + 1,
+    };
+  }
+
+  /** Stops taking requests, finishes those already taken, then frees the model. */
+  async close(): Promise<void> {
+    this.ready = false;
+    await this.batcher.close();
+    this.model.dispose();
+  }
+}

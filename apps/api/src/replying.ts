@@ -1,0 +1,110 @@
+import type { FastifyReply } from 'fastify';
+import { BatcherClosedError, QueueFullError, type GenerateOptions } from '@hanmadi/model';
+import { normalizeText } from '@hanmadi/corpus';
+import type { ChatModel, Reply } from './chat-model.js';
+import { ApiError } from './plugins/errors.js';
+import type { Decoding } from './schemas.js';
+
+/** The limits every chat route enforces. */
+export interface ReplyLimits {
+  /** Longest message, in characters after NFC normalisation. */
+  maxMessageChars: number;
+  /** Longest a request may wait and decode before it is abandoned (HTTP 504). */
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: ReplyLimits = { maxMessageChars: 500, requestTimeoutMs: 30_000 };
+
+/** Seconds a client told "try again" should wait. */
+const RETRY_AFTER_S = '1';
+
+/**
+ * The message as the model will see it: NFC with whitespace cleaned, not
+ * empty, within the limit (413, naming the limit, when longer).
+ */
+export function checkMessage(raw: string, param: string, limits: ReplyLimits): string {
+  const message = normalizeText(raw.normalize('NFC'));
+  if (message === '') throw new ApiError(400, `${param}: must contain some text`, param, 'empty_message');
+  if ([...message].length > limits.maxMessageChars) {
+    throw new ApiError(413, `${param}: longer than the limit of ${limits.maxMessageChars} characters`, param, 'message_too_long');
+  }
+  return message;
+}
+
+/**
+ * /v1/chat's decoding options as `generate()` takes them. Options of another
+ * strategy are refused rather than ignored: a temperature sent with greedy
+ * decoding would otherwise look like it had an effect.
+ */
+export function generateOptions(decoding: Decoding = {}): GenerateOptions {
+  const strategy = decoding.strategy ?? 'greedy';
+  const only: Record<string, 'sample' | 'beam'> = {
+    temperature: 'sample',
+    topK: 'sample',
+    topP: 'sample',
+    seed: 'sample',
+    numBeams: 'beam',
+    lengthPenalty: 'beam',
+    earlyStopping: 'beam',
+  };
+  for (const [field, owner] of Object.entries(only)) {
+    if (decoding[field as keyof Decoding] !== undefined && strategy !== owner) {
+      throw new ApiError(400, `decoding.${field}: only used with strategy "${owner}"`, `decoding.${field}`, 'invalid_value');
+    }
+  }
+  if (decoding.minNewTokens !== undefined && decoding.maxNewTokens !== undefined && decoding.minNewTokens > decoding.maxNewTokens) {
+    throw new ApiError(400, 'decoding.minNewTokens: must not exceed decoding.maxNewTokens', 'decoding.minNewTokens', 'invalid_value');
+  }
+  return { ...decoding, strategy };
+}
+
+/** Refuses chat requests while the model is warming up or the server is closing. */
+export function assertReady(model: ChatModel, closing: boolean): void {
+  if (closing) throw new ApiError(503, 'the server is shutting down', null, 'shutting_down', { 'retry-after': RETRY_AFTER_S });
+  if (!model.isReady) throw new ApiError(503, 'the model is still loading', null, 'not_ready', { 'retry-after': RETRY_AFTER_S });
+}
+
+class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the reply took longer than the limit of ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+class ClientGoneError extends Error {}
+
+/**
+ * Decodes one reply for an HTTP request: abandoned when the time limit
+ * passes or the client disconnects, with the batcher's refusals turned into
+ * the status codes a client can act on.
+ */
+export async function replyFor(
+  model: ChatModel,
+  message: string,
+  options: GenerateOptions,
+  limits: ReplyLimits,
+  reply: FastifyReply,
+  onText?: (delta: string) => void,
+): Promise<Reply> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new TimeoutError(limits.requestTimeoutMs)), limits.requestTimeoutMs);
+  const gone = () => {
+    if (!reply.raw.writableFinished) controller.abort(new ClientGoneError('the client closed the connection'));
+  };
+  reply.raw.on('close', gone);
+  try {
+    return await model.reply(message, options, { signal: controller.signal, ...(onText ? { onText } : {}) });
+  } catch (error) {
+    if (error instanceof QueueFullError) {
+      throw new ApiError(503, 'too many requests are waiting; try again shortly', null, 'queue_full', { 'retry-after': RETRY_AFTER_S });
+    }
+    if (error instanceof BatcherClosedError) throw new ApiError(503, 'the server is shutting down', null, 'shutting_down', { 'retry-after': RETRY_AFTER_S });
+    if (controller.signal.aborted && controller.signal.reason instanceof TimeoutError) throw new ApiError(504, controller.signal.reason.message, null, 'timeout');
+    if (controller.signal.aborted) throw new ApiError(499, 'the client closed the connection', null, 'client_closed');
+    if (error instanceof RangeError) throw new ApiError(400, `decoding: ${error.message}`, 'decoding', 'invalid_value');
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    reply.raw.off('close', gone);
+  }
+}

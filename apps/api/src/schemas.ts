@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+/**
+ * Request and response schemas of the HTTP edge. Routes validate with them
+ * (fastify-type-provider-zod) and /docs is generated from them, so the
+ * documentation cannot drift from what the service accepts. Objects are
+ * strict: an unknown field is a client bug worth a 400, not something to
+ * ignore silently.
+ */
+
+/** Decoding options of /v1/chat, in the names of the model's `generate()`. */
+export const DecodingSchema = z
+  .strictObject({
+    strategy: z.enum(['greedy', 'beam', 'sample']).optional().describe('greedy (default), beam search, or seeded sampling'),
+    maxNewTokens: z.int().min(1).max(512).optional().describe("most tokens to generate, EOS included (capped by the model's maximum length)"),
+    minNewTokens: z.int().min(0).max(512).optional().describe('EOS is forbidden before this many tokens'),
+    noRepeatNgramSize: z.int().min(0).max(16).optional().describe('forbid repeating any n-gram of this size; 0 is off'),
+    repetitionPenalty: z.number().min(0.01).max(10).optional().describe('CTRL repetition penalty; 1 is off'),
+    temperature: z.number().min(0.01).max(10).optional().describe('sampling only'),
+    topK: z.int().min(0).max(100_000).optional().describe('sampling only; 0 is off'),
+    topP: z.number().gt(0).max(1).optional().describe('sampling only; 1 is off'),
+    seed: z.int().min(0).max(2 ** 31 - 1).optional().describe('sampling only'),
+    numBeams: z.int().min(1).max(16).optional().describe('beam search only'),
+    lengthPenalty: z.number().min(-5).max(5).optional().describe('beam search only'),
+    earlyStopping: z.boolean().optional().describe('beam search only'),
+  })
+  .describe('Decoding options; the defaults are greedy decoding to EOS');
+export type Decoding = z.infer<typeof DecodingSchema>;
+
+const TurnSchema = z.strictObject({
+  role: z.enum(['user', 'assistant']),
+  content: z.string(),
+});
+
+export const ChatRequestSchema = z.strictObject({
+  message: z.string().describe('the user message (normalised to NFC; not empty; at most the configured length)'),
+  history: z
+    .array(TurnSchema)
+    .max(100)
+    .optional()
+    .describe('earlier turns; accepted for clients that keep a conversation, but the model answers the message alone (it was trained on single-turn pairs)'),
+  decoding: DecodingSchema.optional(),
+});
+export type ChatRequest = z.infer<typeof ChatRequestSchema>;
+
+export const FinishReasonSchema = z.enum(['eos', 'length']);
+
+export const ChatResponseSchema = z.object({
+  reply: z.string(),
+  finishReason: FinishReasonSchema,
+  tokens: z.int().describe('number of tokens generated, EOS not counted'),
+  tokenIds: z.array(z.int()),
+  score: z.number().describe('sum of log-probabilities (beam search: divided by length^lengthPenalty)'),
+  latencyMs: z.number(),
+});
+export type ChatResponse = z.infer<typeof ChatResponseSchema>;
+
+export const ErrorSchema = z.object({
+  error: z.object({
+    message: z.string(),
+    type: z.string(),
+    param: z.string().nullable().describe('the offending field, e.g. "decoding.temperature", when there is one'),
+    code: z.string().nullable(),
+  }),
+});
+
+// --- OpenAI-compatible chat completions -------------------------------------
+
+const ContentPartSchema = z.strictObject({ type: z.literal('text'), text: z.string() });
+
+const CompletionMessageSchema = z.strictObject({
+  role: z.enum(['system', 'developer', 'user', 'assistant']),
+  content: z.union([z.string(), z.array(ContentPartSchema)]),
+  name: z.string().optional(),
+});
+
+/**
+ * The subset of OpenAI's chat completions request the model can honour.
+ * Fields OpenAI defines but a single-turn seq2seq model cannot (tools,
+ * logprobs, penalties other than 0, n > 1) are rejected by name rather than
+ * ignored, so a client never believes they took effect.
+ */
+export const CompletionRequestSchema = z.strictObject({
+  model: z.string().describe('the served model id (see GET /v1/models)'),
+  messages: z.array(CompletionMessageSchema).min(1).max(100),
+  max_tokens: z.int().min(1).max(512).nullable().optional(),
+  max_completion_tokens: z.int().min(1).max(512).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional().describe('0 or absent: greedy; otherwise sampling at this temperature'),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  seed: z.int().min(0).max(2 ** 31 - 1).nullable().optional(),
+  n: z.literal(1).nullable().optional(),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  frequency_penalty: z.literal(0).nullable().optional(),
+  presence_penalty: z.literal(0).nullable().optional(),
+  user: z.string().optional(),
+});
+export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
+
+const UsageSchema = z.object({ prompt_tokens: z.int(), completion_tokens: z.int(), total_tokens: z.int() });
+
+export const CompletionResponseSchema = z.object({
+  id: z.string(),
+  object: z.literal('chat.completion'),
+  created: z.int(),
+  model: z.string(),
+  choices: z.array(
+    z.object({
+      index: z.int(),
+      message: z.object({ role: z.literal('assistant'), content: z.string(), refusal: z.null() }),
+      logprobs: z.null(),
+      finish_reason: z.enum(['stop', 'length']),
+    }),
+  ),
+  usage: UsageSchema,
+});
+
+export const ModelListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(z.object({ id: z.string(), object: z.literal('model'), created: z.int(), owned_by: z.string() })),
+});
+
+export const HealthSchema = z.object({ status: z.literal('ok') });
+export const ReadySchema = z.object({ status: z.enum(['ready', 'loading', 'closing']), model: z.string().nullable() });

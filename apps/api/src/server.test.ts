@@ -1,0 +1,213 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '@hanmadi/model';
+import OpenAI from 'openai';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runChatCli } from './chat-command.js';
+import { startServer, type RunningServer, type ServeSettings } from './serve-command.js';
+import { trainTinyRun } from './testing/tiny-run.js';
+
+let run: Awaited<ReturnType<typeof trainTinyRun>>;
+let server: RunningServer;
+
+const settings = (model: string, overrides: Partial<ServeSettings> = {}): ServeSettings => ({
+  model,
+  port: 0,
+  host: '127.0.0.1',
+  backend: 'wasm',
+  maxMessageChars: 500,
+  timeoutMs: 30_000,
+  batching: true,
+  maxBatch: 32,
+  maxWaitMs: 5,
+  maxQueue: 256,
+  rateLimit: 0,
+  logLevel: 'silent',
+  ...overrides,
+});
+
+beforeAll(async () => {
+  await initBackend('wasm', () => {});
+  run = await trainTinyRun();
+  server = await startServer(settings(run.dir), pino({ level: 'silent' }));
+  await server.ready;
+});
+
+afterAll(async () => {
+  await server?.close();
+  await run?.remove();
+});
+
+describe('the OpenAI-compatible endpoint, through the official openai client', () => {
+  const client = () => new OpenAI({ baseURL: `${server.url}v1`, apiKey: 'unused', maxRetries: 0 });
+
+  it('answers a chat completion like /v1/chat answers the message', async () => {
+    const completion = await client().chat.completions.create({
+      model: 'tiny',
+      messages: [
+        { role: 'system', content: '친절하게 답해' },
+        { role: 'user', content: '오늘 뭐 먹지' },
+      ],
+      max_tokens: 10,
+    });
+    expect(completion.object).toBe('chat.completion');
+    expect(completion.model).toBe('tiny');
+    const choice = completion.choices[0]!;
+    expect(choice.message.role).toBe('assistant');
+    expect(['stop', 'length']).toContain(choice.finish_reason);
+    const own = await fetch(`${server.url}v1/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: '오늘 뭐 먹지', decoding: { maxNewTokens: 10 } }),
+    }).then((r) => r.json() as Promise<{ reply: string; tokens: number }>);
+    expect(choice.message.content).toBe(own.reply);
+    expect(completion.usage?.completion_tokens).toBe(own.tokens);
+  });
+
+  it('streams the same reply as server-sent events, with usage when asked', async () => {
+    const whole = await client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '심심해' }], max_tokens: 12 });
+    const stream = await client().chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: '심심해' }],
+      max_tokens: 12,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    let chunks = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      expect(chunk.object).toBe('chat.completion.chunk');
+      const choice = chunk.choices[0];
+      if (choice?.delta.content) text += choice.delta.content;
+      if (choice?.finish_reason) finish = choice.finish_reason;
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toBe(whole.choices[0]!.message.content);
+    expect(finish).toBe(whole.choices[0]!.finish_reason);
+    expect(usage?.completion_tokens).toBe(whole.usage?.completion_tokens);
+    // Role chunk, at least one text chunk per token of a non-empty reply, finish chunk, usage chunk.
+    expect(chunks).toBeGreaterThanOrEqual(3 + (text === '' ? 0 : 1));
+  });
+
+  it('ends the raw stream with "data: [DONE]"', async () => {
+    const res = await fetch(`${server.url}v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', stream: true, messages: [{ role: 'user', content: '안녕' }] }),
+    });
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const body = await res.text();
+    expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
+    for (const event of body.trimEnd().split('\n\n')) expect(event.startsWith('data: ')).toBe(true);
+  });
+
+  it('maps the client-visible errors: unknown model 404, bad fields 400, unsupported options named', async () => {
+    await expect(client().chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: '안녕' }] })).rejects.toMatchObject({
+      status: 404,
+      param: 'model',
+    });
+    await expect(client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '안녕' }], n: 2 })).rejects.toMatchObject({
+      status: 400,
+      param: 'n',
+    });
+    await expect(client().chat.completions.create({ model: 'tiny', messages: [{ role: 'assistant', content: '안녕' }] })).rejects.toMatchObject({
+      status: 400,
+      param: 'messages',
+    });
+    await expect(client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '  ' }], stream: true })).rejects.toMatchObject({
+      status: 400,
+      param: 'messages.0.content',
+    });
+  });
+
+  it('samples reproducibly with a seed and temperature', async () => {
+    const ask = () => client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '안녕' }], temperature: 1.3, seed: 11, max_tokens: 8 });
+    const [a, b] = [await ask(), await ask()];
+    expect(a.choices[0]!.message.content).toBe(b.choices[0]!.message.content);
+  });
+});
+
+describe('pnpm serve as a process', () => {
+  it('finishes a request in flight on SIGTERM, then exits 0', async () => {
+    const cli = fileURLToPath(new URL('./serve-cli.ts', import.meta.url));
+    // A long batching window keeps the request in flight when the signal arrives.
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, '--model', run.dir, '--port', '0', '--backend', 'wasm', '--max-wait-ms', '1500'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        output += d.toString();
+        const match = /ready: chat at (http:\/\/[^\s]+\/)/.exec(output);
+        if (match) resolve(match[1]!);
+      });
+      child.once('exit', () => reject(new Error(`server exited early:\n${output}`)));
+    });
+    const pending = fetch(`${url}v1/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: '안녕' }) });
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(typeof ((await res.json()) as { reply: string }).reply).toBe('string');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    expect(output).toContain('SIGTERM: finishing requests in flight');
+    expect(output).not.toContain('안녕');
+  });
+
+  it('names a directory that is not a model and exits 1', async () => {
+    const cli = fileURLToPath(new URL('./serve-cli.ts', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, '--model', '/nonexistent/run'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(1);
+    expect(err).toMatch(/^error: .*\/nonexistent\/run/m);
+  });
+});
+
+describe('pnpm chat', () => {
+  const io = (input = '') => {
+    const stdin = new PassThrough();
+    stdin.end(input);
+    const out: string[] = [];
+    const err: string[] = [];
+    const output = new PassThrough();
+    output.on('data', (d: Buffer) => out.push(d.toString()));
+    return { io: { input: stdin, output, err: (l: string) => err.push(l), interactive: false }, out, err };
+  };
+
+  it('answers one message, as the server does', async () => {
+    const t = io();
+    expect(await runChatCli(['--model', run.dir, '--backend', 'wasm', '--max-new-tokens', '10', '오늘 뭐 먹지'], t.io)).toBe(0);
+    const own = await fetch(`${server.url}v1/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: '오늘 뭐 먹지', decoding: { maxNewTokens: 10 } }),
+    }).then((r) => r.json() as Promise<{ reply: string }>);
+    expect(t.out.join('')).toBe(`${own.reply}\n`);
+  });
+
+  it('answers each line of its input in the loop, skipping blank ones', async () => {
+    const t = io('안녕\n\n배고파\n');
+    expect(await runChatCli(['--model', run.dir, '--backend', 'wasm', '--strategy', 'beam', '--beams', '2'], t.io)).toBe(0);
+    // One reply line per non-blank input line (a reply may itself be empty).
+    expect(t.out.join('').match(/\n/g)).toHaveLength(2);
+  });
+
+  it('refuses bad options with one line', async () => {
+    const t = io();
+    expect(await runChatCli(['--model', run.dir, '--temperature', '0.5', '안녕'], t.io)).toBe(1);
+    expect(t.err.join('\n')).toContain('temperature: only used with strategy "sample"');
+    const u = io();
+    expect(await runChatCli(['--model', run.dir, '--strategy', 'beam', '--beams', '99', '안녕'], u.io)).toBe(1);
+    expect(u.err.join('\n')).toContain('numBeams');
+  });
+});
