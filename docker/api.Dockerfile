@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+#
+# hanmadi API: serves a trained run directory over HTTP, on the CPU.
+#
+#   docker build -f docker/api.Dockerfile -t hanmadi-api .
+#   docker run --rm -p 3000:3000 -v hanmadi-models:/models hanmadi-api
+#
+# The build context is the repository root (see .dockerignore). The model is
+# not in the image: mount a volume at /models and point HANMADI_MODEL at a run
+# directory in it (default /models/tiny). scripts/docker/*.test.ts runs this
+# file's deploy command and entrypoint without Docker.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG PNPM_VERSION=12.21.0
+
+# --- build: the API and only its production dependencies, via pnpm deploy ---
+FROM ${NODE_IMAGE} AS build
+ARG PNPM_VERSION
+ENV CI=true
+RUN npm install --global "pnpm@${PNPM_VERSION}" && npm cache clean --force
+WORKDIR /src
+# The store is filled from the lockfile alone, so this layer survives source edits.
+COPY pnpm-lock.yaml pnpm-workspace.yaml ./
+RUN pnpm fetch --prod
+COPY . .
+# pnpm 12 deploys workspace dependencies by copying them into the target's
+# node_modules (no --legacy or inject-workspace-packages needed).
+RUN pnpm --filter @hanmadi/api deploy --prod --frozen-lockfile --offline /out
+
+# --- runtime ------------------------------------------------------------------
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production \
+    HANMADI_MODEL=/models/tiny \
+    PORT=3000
+WORKDIR /app
+# Owned by root and read-only to the service; only /models is its own.
+COPY --from=build /out /app
+RUN mkdir -p /models && chown node:node /models
+VOLUME ["/models"]
+USER node
+EXPOSE 3000
+# No curl in the slim image: Node's fetch asks /healthz.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# Extra `docker run` arguments are passed on to serve-cli after these flags.
+ENTRYPOINT ["/bin/sh", "-c", "exec node --import tsx src/serve-cli.ts --model \"$HANMADI_MODEL\" --host 0.0.0.0 --port \"$PORT\" \"$@\"", "serve-cli"]
+CMD []
