@@ -125,9 +125,11 @@ function nextSignal(log: Logger): Promise<NodeJS.Signals> {
   });
 }
 
-export async function serveUntilSignal(settings: ServeSettings, log: Logger): Promise<void> {
+/** Serves until SIGINT/SIGTERM; `onReady` hears the chat page's URL once the model is warm. */
+export async function serveUntilSignal(settings: ServeSettings, log: Logger, onReady?: (url: string) => void): Promise<void> {
   const signal = nextSignal(log);
   const server = await startServer(settings, log);
+  if (onReady) void server.ready.then(() => onReady(server.url), () => {});
   try {
     // A failed warm-up ends the server too: a model that cannot reply must not look alive.
     await Promise.race([signal, server.ready.then(() => signal)]);
