@@ -6,11 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { API_KEY_ENV, describeKnownError, serveOptions, serveUntilSignal, type ServeSettings } from '@hanmadi/api';
+import { API_KEY_ENV, cliExitCode, serveOptions, serveUntilSignal, type ServeSettings } from '@hanmadi/api';
 import { BUNDLED_CORPUS, REPO_ROOT } from '@hanmadi/corpus';
 import { isModelDir } from '@hanmadi/model';
 import { runTrainCli } from '@hanmadi/trainer';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { pino } from 'pino';
 
 const TRAIN_STATE = 'train.json';
@@ -51,11 +51,7 @@ async function main(argv: string[]): Promise<number> {
     });
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-    const known = describeKnownError(error);
-    if (known === undefined) throw error;
-    process.stderr.write(`error: ${known}\n`);
-    return 1;
+    return cliExitCode(error);
   }
 }
 

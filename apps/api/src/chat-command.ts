@@ -5,12 +5,12 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { initBackend, parseBackendChoice } from '@hanmadi/model';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { ChatModel } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
 import { checkMessage, DEFAULT_LIMITS, generateOptions } from './replying.js';
 import { DecodingSchema, type Decoding } from './schemas.js';
-import { describeKnownError } from './serve-command.js';
+import { cliExitCode } from './serve-command.js';
 
 export interface ChatIo {
   input: NodeJS.ReadableStream;
@@ -109,11 +109,11 @@ export async function runChatCli(argv: string[], io: ChatIo = processIo()): Prom
     }
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-    const known = error instanceof ApiError ? error.message : describeKnownError(error);
-    if (known === undefined) throw error;
-    io.err(`error: ${known}`);
-    return 1;
+    if (error instanceof ApiError) {
+      io.err(`error: ${error.message}`);
+      return 1;
+    }
+    return cliExitCode(error, io.err);
   } finally {
     await model?.close();
   }

@@ -149,6 +149,18 @@ export function describeKnownError(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * A command's exit code for an error: commander's own (it already printed
+ * why), 1 after one line for a known failure; anything else is rethrown.
+ */
+export function cliExitCode(error: unknown, err: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): number {
+  if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
+  const known = describeKnownError(error);
+  if (known === undefined) throw error;
+  err(`error: ${known}`);
+  return 1;
+}
+
 export async function runServeCli(argv: string[]): Promise<number> {
   const program = serveOptions(
     new Command('pnpm serve')
@@ -163,10 +175,6 @@ export async function runServeCli(argv: string[]): Promise<number> {
     await serveUntilSignal(settings, log);
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-    const known = describeKnownError(error);
-    if (known === undefined) throw error;
-    process.stderr.write(`error: ${known}\n`);
-    return 1;
+    return cliExitCode(error);
   }
 }

@@ -7,32 +7,16 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChatCli } from './chat-command.js';
-import { startServer, type RunningServer, type ServeSettings } from './serve-command.js';
-import { trainTinyRun } from './testing/tiny-run.js';
+import { startServer, type RunningServer } from './serve-command.js';
+import { testServeSettings, trainTinyRun } from './testing/tiny-run.js';
 
 let run: Awaited<ReturnType<typeof trainTinyRun>>;
 let server: RunningServer;
 
-const settings = (model: string, overrides: Partial<ServeSettings> = {}): ServeSettings => ({
-  model,
-  port: 0,
-  host: '127.0.0.1',
-  backend: 'wasm',
-  maxMessageChars: 500,
-  timeoutMs: 30_000,
-  batching: true,
-  maxBatch: 32,
-  maxWaitMs: 5,
-  maxQueue: 256,
-  rateLimit: 0,
-  logLevel: 'silent',
-  ...overrides,
-});
-
 beforeAll(async () => {
   await initBackend('wasm', () => {});
   run = await trainTinyRun();
-  server = await startServer(settings(run.dir), pino({ level: 'silent' }));
+  server = await startServer(testServeSettings(run.dir), pino({ level: 'silent' }));
   await server.ready;
 });
 

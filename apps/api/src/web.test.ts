@@ -15,7 +15,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from './app.js';
 import { startServer, type RunningServer } from './serve-command.js';
-import { trainTinyRun } from './testing/tiny-run.js';
+import { testServeSettings, trainTinyRun } from './testing/tiny-run.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
 const IN_CI = process.env['CI'] === 'true';
@@ -72,20 +72,7 @@ describe.skipIf(SKIP_REASON !== undefined)(`the chat page in headless Chromium${
     await initBackend('wasm', () => {});
     run = await trainTinyRun();
     server = await startServer(
-      {
-        model: run.dir,
-        port: 0,
-        host: '127.0.0.1',
-        backend: 'wasm',
-        maxMessageChars: 500,
-        timeoutMs: TIMEOUT_MS,
-        batching: true,
-        maxBatch: 32,
-        maxWaitMs: 5,
-        maxQueue: 256,
-        rateLimit: 0,
-        logLevel: 'silent',
-      },
+      testServeSettings(run.dir, { timeoutMs: TIMEOUT_MS }),
       pino({ level: 'silent' }),
     );
     await server.ready;

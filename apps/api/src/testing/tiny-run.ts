@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { BUNDLED_CORPUS } from '@hanmadi/corpus';
 import { runTrainCli } from '@hanmadi/trainer';
+import type { ServeSettings } from '../serve-command.js';
 
 /**
  * A run directory of the `tiny` preset trained for a few epochs on the
@@ -26,4 +27,23 @@ export async function trainTinyRun(epochs = 2): Promise<{ dir: string; remove: (
   });
   if (code !== 0) throw new Error(`training the test model failed:\n${lines.join('')}`);
   return { dir, remove: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** `pnpm serve`'s settings for a test server: any free port on loopback, wasm, quiet. */
+export function testServeSettings(model: string, overrides: Partial<ServeSettings> = {}): ServeSettings {
+  return {
+    model,
+    port: 0,
+    host: '127.0.0.1',
+    backend: 'wasm',
+    maxMessageChars: 500,
+    timeoutMs: 30_000,
+    batching: true,
+    maxBatch: 32,
+    maxWaitMs: 5,
+    maxQueue: 256,
+    rateLimit: 0,
+    logLevel: 'silent',
+    ...overrides,
+  };
 }

@@ -1,22 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { initBackend } from '../backend.js';
-import { disposeBatch, makeBatch, type Example } from '../batch.js';
-import { presetConfig } from '../config.js';
-import { Adam } from '../optimizer.js';
-import { Rng } from '../random.js';
-import { trainStep } from '../train-step.js';
 import { Transformer } from '../transformer.js';
 import { BatcherClosedError, DecodeBatcher, QueueFullError } from './batcher.js';
 import { generate, generateAsync, type GenerateOptions, type GenerateOutput } from './search.js';
-
-const VOCAB = 60;
-
-function randomPairs(count: number, seed: number): Example[] {
-  const rng = new Rng(seed);
-  const seq = (min: number, max: number) => Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (VOCAB - 4)));
-  return Array.from({ length: count }, () => ({ source: seq(2, 6), target: seq(2, 6) }));
-}
+import { overfitTinyModel, randomPairs, TEST_VOCAB } from './testing.js';
 
 /** A promise's outcome without throwing, to check rejections after the fact. */
 function outcome<T>(promise: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
@@ -35,17 +22,7 @@ describe('DecodeBatcher on a tiny trained model', () => {
   let model: Transformer;
 
   beforeAll(async () => {
-    await initBackend('wasm', () => {});
-    const config = presetConfig('tiny', { vocabSize: VOCAB }, { dropout: 0 });
-    model = new Transformer(config, 5);
-    const optimizer = new Adam(model.params.variables);
-    const batch = makeBatch(pairs, config);
-    let loss = Infinity;
-    for (let step = 1; step <= 400 && loss > 0.02; step++) {
-      loss = trainStep(model, optimizer, batch, { learningRate: 3e-3, labelSmoothing: 0, clipNorm: 5, dropoutSeed: step }).loss;
-    }
-    disposeBatch(batch);
-    optimizer.dispose();
+    model = await overfitTinyModel(pairs, 5);
   });
 
   afterAll(() => model.dispose());
@@ -144,7 +121,7 @@ describe('DecodeBatcher on a tiny trained model', () => {
     const good = batcher.submit({ source: sources[0]!, options: { maxNewTokens: 12 } });
     await expect(batcher.submit({ source: sources[1]!, options: { maxNewTokens: 12, numBeams: 0 } })).rejects.toBeInstanceOf(RangeError);
     await expect(batcher.submit({ source: sources[1]!, options: { strategy: 'sample', temperature: -1 } })).rejects.toBeInstanceOf(RangeError);
-    await expect(batcher.submit({ source: [5, VOCAB] })).rejects.toBeInstanceOf(RangeError);
+    await expect(batcher.submit({ source: [5, TEST_VOCAB] })).rejects.toBeInstanceOf(RangeError);
     await expect(batcher.submit({ source: [5, 1.5] })).rejects.toBeInstanceOf(RangeError);
     expect((await good).tokens).toEqual(pairs[0]!.target);
     await batcher.close();

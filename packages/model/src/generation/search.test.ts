@@ -1,25 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { initBackend } from '../backend.js';
-import { disposeBatch, makeBatch, sourceTensor, type Example } from '../batch.js';
-import { presetConfig } from '../config.js';
-import { Adam } from '../optimizer.js';
-import { Rng } from '../random.js';
-import { trainStep } from '../train-step.js';
+import { sourceTensor, type Example } from '../batch.js';
 import { Transformer } from '../transformer.js';
 import { greedyDecode } from './greedy.js';
 import { argMax, logSoftmax } from './logits-processors.js';
 import { generate, generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions } from './search.js';
+import { overfitTinyModel, randomPairs, TEST_VOCAB } from './testing.js';
 
-const VOCAB = 60;
 /** Its target repeats the bigram (20, 21): greedy decoding learns to repeat it. */
 const REPEATING: Example = { source: [10, 11, 12], target: [20, 21, 20, 21, 20, 21, 20, 21] };
-
-function randomPairs(count: number, seed: number): Example[] {
-  const rng = new Rng(seed);
-  const seq = (min: number, max: number) => Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (VOCAB - 4)));
-  return Array.from({ length: count }, () => ({ source: seq(2, 6), target: seq(2, 6) }));
-}
 
 function hasRepeatedBigram(tokens: readonly number[]): boolean {
   const seen = new Set<string>();
@@ -41,17 +30,7 @@ describe('generate on a tiny trained model', () => {
   let model: Transformer;
 
   beforeAll(async () => {
-    await initBackend('wasm', () => {});
-    const config = presetConfig('tiny', { vocabSize: VOCAB }, { dropout: 0 });
-    model = new Transformer(config, 3);
-    const optimizer = new Adam(model.params.variables);
-    const batch = makeBatch(pairs, config);
-    let loss = Infinity;
-    for (let step = 1; step <= 400 && loss > 0.02; step++) {
-      loss = trainStep(model, optimizer, batch, { learningRate: 3e-3, labelSmoothing: 0, clipNorm: 5, dropoutSeed: step }).loss;
-    }
-    disposeBatch(batch);
-    optimizer.dispose();
+    model = await overfitTinyModel(pairs, 3);
   });
 
   afterAll(() => model.dispose());
@@ -69,7 +48,7 @@ describe('generate on a tiny trained model', () => {
       for (let t = 0; t < 12; t++) {
         const row = tf.tidy(() => {
           const logits = model.logitsUncached(sourceTensor([src], model.config), tf.tensor2d([prefix], [1, prefix.length], 'int32')); // [1, T, V]
-          return Float32Array.from(tf.slice(logits, [0, t, 0], [1, 1, VOCAB]).dataSync());
+          return Float32Array.from(tf.slice(logits, [0, t, 0], [1, 1, TEST_VOCAB]).dataSync());
         });
         const id = argMax(row);
         score += logSoftmax(row)[id]!;
