@@ -3,6 +3,7 @@
  * measured in the same run. They are never run as tests.
  */
 import { benchModel } from './model.js';
+import { benchServe } from './serve.js';
 import { benchTokenizer } from './tokenizer.js';
 import { benchTrain } from './train.js';
 
@@ -10,12 +11,15 @@ const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   tokenizer: benchTokenizer,
   model: benchModel,
   train: benchTrain,
+  serve: benchServe,
 };
 
 const name = process.argv[2];
 const bench = name === undefined ? undefined : BENCHES[name];
 if (bench === undefined) {
-  console.error(`usage: pnpm bench <${Object.keys(BENCHES).join('|')}>`);
+  console.error(`usage: pnpm bench <${Object.keys(BENCHES).join('|')}> [flags]`);
+  console.error('  serve: [--model <run-dir>] [--backend wasm] [--duration 10] [--warmup 2] [--requests 50] [--clients 1,8,32]');
+  console.error('         [--max-batch 32] [--max-wait-ms 5] [--only latency|throughput] [--no-reference] [--recorded-reference]');
   process.exitCode = 2;
 } else {
   try {
