@@ -79,10 +79,20 @@ describe('DecodeBatcher on a tiny trained model', () => {
 
   it('respects maxBatch, and decodes every request alone without batching', async () => {
     const sizes: number[] = [];
-    const batched = new DecodeBatcher(model, { maxBatch: 3, onBatch: (size) => sizes.push(size) });
+    const decoding: number[] = [];
+    const batched = new DecodeBatcher(model, {
+      maxBatch: 3,
+      onBatch: (size) => {
+        sizes.push(size);
+        decoding.push(batched.inFlight);
+      },
+    });
     const requests = all.slice(0, 8).map((source) => ({ source, options: { maxNewTokens: 10 } }));
     expectAlone(await Promise.all(requests.map((r) => batched.submit(r))), requests);
-    expect(sizes).toEqual([3, 3, 2]);
+    // The first batch is full; later ones fill the places finished replies free, never past maxBatch.
+    expect(sizes[0]).toBe(3);
+    expect(sizes.reduce((a, b) => a + b)).toBe(8);
+    expect(Math.max(...decoding)).toBeLessThanOrEqual(3);
     // A full batch starts without waiting out maxWaitMs.
     const eager = new DecodeBatcher(model, { maxBatch: 3, maxWaitMs: 20_000 });
     const started = performance.now();
@@ -103,6 +113,47 @@ describe('DecodeBatcher on a tiny trained model', () => {
     // One at a time: each starts only once the previous one is done.
     expect(waiting).toEqual(requests.map((_, i) => requests.length - 1 - i));
     await Promise.all([batched.close(), unbatched.close(), eager.close()]);
+  });
+
+  it('answers each request when its own reply ends, drops finished rows, and starts a batch in the places they free', async () => {
+    const widths: number[] = [];
+    const spy = vi.spyOn(model, 'step').mockImplementation(function (this: Transformer, ...args) {
+      widths.push(args[1].shape[0]);
+      return Transformer.prototype.step.apply(this, args);
+    });
+    try {
+      const batcher = new DecodeBatcher(model, { maxBatch: 4, maxWaitMs: 1 });
+      // Three short replies and one long: the long one's batch must not hold them back.
+      // One minimum length for all keeps them in one group; only the limits differ.
+      const long = { source: unseen[0]!, options: { maxNewTokens: 30, minNewTokens: 30 } };
+      const short = sources.slice(0, 3).map((source) => ({ source, options: { maxNewTokens: 3, minNewTokens: 30 } }));
+      const order: string[] = [];
+      const first = [long, ...short].map((r, i) => batcher.submit(r).then((out) => (order.push(i === 0 ? 'long' : 'short'), out)));
+      const shortDone = await Promise.all(first.slice(1));
+      expect(batcher.inFlight).toBe(1);
+      // A request arriving now starts beside the long reply (after its 1 ms window), not after it.
+      const late = { source: sources[4]!, options: { maxNewTokens: 3 } };
+      const lateOut = await batcher.submit(late);
+      order.push('late');
+      const longOut = await first[0]!;
+      expect(order).toEqual(['short', 'short', 'short', 'late', 'long']);
+      expectAlone([longOut, ...shortDone, lateOut], [long, ...short, late]);
+      // 4 rows until the short ones end, then the long one alone (compacted), beside the late batch of 1.
+      expect(widths.slice(0, 3)).toEqual([4, 4, 4]);
+      expect(widths.filter((w) => w === 1).length).toBeGreaterThan(20);
+      expect(Math.max(...widths.slice(3))).toBe(1);
+      await batcher.close();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('starts a lone request at once instead of waiting out maxWaitMs', async () => {
+    const batcher = new DecodeBatcher(model, { maxWaitMs: 10_000 });
+    const started = performance.now();
+    await batcher.submit({ source: sources[0]!, options: { maxNewTokens: 3 } });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await batcher.close();
   });
 
   it('refuses requests beyond maxQueue with QueueFullError', async () => {

@@ -62,13 +62,16 @@ const DEFAULTS = { maxBatch: 32, maxWaitMs: 5, maxQueue: 256 };
  * Gathers concurrent generation requests and decodes them together: one
  * encoder run and one decoder step per token for the whole batch instead of
  * one per request, which is where a server's throughput under load comes
- * from. A batch starts when its oldest request has waited maxWaitMs or when
- * maxBatch compatible requests are waiting. Requests whose options cannot
- * share a batch go into separate groups, each decoded as its own batch.
+ * from. A batch starts at once when nothing decodes; otherwise when its
+ * oldest request has waited maxWaitMs or maxBatch compatible requests are
+ * waiting. Requests whose options cannot share a batch go into separate
+ * groups, each decoded as its own batch.
  *
- * Only one batch decodes at a time, since the model runs on one thread;
- * requests arriving meanwhile wait and form the next batch. Every request's
- * result is what `generate` gives for its source alone.
+ * At most maxBatch requests decode at once. Each is answered as soon as its
+ * own reply ends, not when its batch's longest does; the places it frees
+ * admit a new batch, whose steps interleave with the running one's (the
+ * model runs on one thread, so interleaving is all "at once" means). Every
+ * request's result is what `generate` gives for its source alone.
  */
 export class DecodeBatcher {
   private readonly maxBatch: number;
@@ -76,8 +79,10 @@ export class DecodeBatcher {
   private readonly maxQueue: number;
   private readonly onBatch: ((size: number, group: string) => void) | undefined;
   private readonly queue: Pending[] = [];
-  private decoding: Pending[] = [];
-  private running = false;
+  /** Requests taken into a batch and not yet settled. */
+  private readonly decoding = new Set<Pending>();
+  /** Batches decoding now, their steps interleaved. */
+  private running = 0;
   private closed = false;
   private wake: Wake | undefined;
   private idleWaiters: (() => void)[] = [];
@@ -103,7 +108,7 @@ export class DecodeBatcher {
 
   /** Requests being decoded (abandoned ones no longer count). */
   get inFlight(): number {
-    return this.decoding.filter((p) => !p.settled).length;
+    return this.decoding.size;
   }
 
   /**
@@ -179,11 +184,22 @@ export class DecodeBatcher {
     pending.settled = true;
     pending.detach();
     finish();
+    // A row freed in a running batch may let the waiting requests start.
+    if (this.decoding.delete(pending)) this.pump();
   }
 
-  /** Arranges for the next batch to start as soon as one is ready; a no-op while one decodes. */
+  /**
+   * Whether another batch may start: while fewer than maxBatch requests are
+   * decoding. Batches then overlap, their steps interleaved, so that requests
+   * that arrive while a batch finishes its longest reply need not wait for it.
+   */
+  private canStart(): boolean {
+    return this.decoding.size < this.maxBatch;
+  }
+
+  /** Arranges for the next batch to start as soon as one is ready and may start. */
   private pump(): void {
-    if (this.running || this.queue.length === 0) return;
+    if (this.queue.length === 0 || !this.canStart()) return;
     const now = performance.now();
     const ready = this.readyGroup(now) !== undefined;
     const due = ready ? now : this.queue[0]!.arrivedAt + this.maxWaitMs;
@@ -204,14 +220,15 @@ export class DecodeBatcher {
   }
 
   /**
-   * The group to decode next: the oldest request's once it has waited
-   * maxWaitMs (or the batcher is closing), else the first group with
-   * maxBatch requests waiting.
+   * The group to decode next: the oldest request's when nothing decodes (an
+   * idle decoder gains nothing by waiting), once it has waited maxWaitMs, or
+   * when the batcher is closing; else the first group with maxBatch requests
+   * waiting.
    */
   private readyGroup(now: number): string | undefined {
     const oldest = this.queue[0];
     if (!oldest) return undefined;
-    if (this.closed || now - oldest.arrivedAt >= this.maxWaitMs) return oldest.group;
+    if (this.closed || this.running === 0 || now - oldest.arrivedAt >= this.maxWaitMs) return oldest.group;
     const counts = new Map<string, number>();
     for (const p of this.queue) {
       const count = (counts.get(p.group) ?? 0) + 1;
@@ -222,24 +239,25 @@ export class DecodeBatcher {
   }
 
   private startNext(): void {
-    if (this.running) return;
+    if (!this.canStart()) return;
     const group = this.readyGroup(performance.now());
     if (group === undefined) {
       this.pump();
       return;
     }
     const batch: Pending[] = [];
-    for (let i = 0; i < this.queue.length && batch.length < this.maxBatch; ) {
+    const room = this.maxBatch - this.decoding.size;
+    for (let i = 0; i < this.queue.length && batch.length < room; ) {
       if (this.queue[i]!.group === group) batch.push(...this.queue.splice(i, 1));
       else i++;
     }
     void this.decode(batch, group);
   }
 
-  /** Decodes one batch and settles its requests; never rejects. */
+  /** Decodes one batch, settling each request as soon as its output is final; never rejects. */
   private async decode(batch: Pending[], group: string): Promise<void> {
-    this.running = true;
-    this.decoding = batch;
+    this.running++;
+    for (const p of batch) this.decoding.add(p);
     try {
       this.onBatch?.(batch.length, group);
       const outputs = await generateAsync(
@@ -249,6 +267,7 @@ export class DecodeBatcher {
         {
           onToken: (i, id) => this.streamToken(batch[i]!, id),
           shouldStop: (i) => batch[i]!.settled,
+          onFinish: (i, output) => this.settle(batch[i]!, () => batch[i]!.resolve(output)),
         },
       );
       batch.forEach((p, i) => this.settle(p, () => p.resolve(outputs[i]!)));
@@ -256,8 +275,8 @@ export class DecodeBatcher {
       // generateAsync has disposed its decoding state; nothing of this batch can be trusted.
       for (const p of batch) this.settle(p, () => p.reject(error));
     } finally {
-      this.decoding = [];
-      this.running = false;
+      for (const p of batch) this.decoding.delete(p);
+      this.running--;
       this.pump();
       this.notifyIfIdle();
     }
@@ -274,7 +293,7 @@ export class DecodeBatcher {
   }
 
   private notifyIfIdle(): void {
-    if (!this.closed || this.running || this.queue.length > 0) return;
+    if (!this.closed || this.running > 0 || this.queue.length > 0) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const resolve of waiters) resolve();

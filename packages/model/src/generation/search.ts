@@ -313,7 +313,10 @@ function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
 
 /**
  * Greedy decoding and sampling: one hypothesis per source, the whole batch
- * stepped together until every row has finished at its own limit.
+ * stepped together until every row has finished at its own limit. A
+ * finished source is reported at once (onFinish), and once half the rows in
+ * the cache are finished they are gathered out of it, so that a long reply
+ * neither holds back the short ones nor makes every step pay for them.
  */
 function* decodeBatch(
   model: Transformer,
@@ -327,34 +330,48 @@ function* decodeBatch(
   const stopping = limits.map((limit) => new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]));
   const generated: number[][] = limits.map(() => []);
   const outputs: GenerateOutput[] = generated.map(() => ({ tokens: [], score: 0, finishReason: 'length' }));
-  const done = limits.map((limit) => limit === 0);
-  let fed = generated.map(() => bosId);
+  const done = limits.map(() => false);
+  const finish = (b: number) => {
+    done[b] = true;
+    const out = outputs[b]!;
+    out.tokens = out.finishReason === 'eos' ? generated[b]!.slice(0, -1) : generated[b]!;
+    hooks.onFinish?.(b, out);
+  };
+  limits.forEach((limit, b) => limit === 0 && finish(b));
+  // rows[r]: the source whose cache row r is; finished sources leave when compacted.
+  let rows = limits.map((_, b) => b);
+  let fed = rows.map(() => bosId);
   for (let t = 0; ; t++) {
     // The turn comes before the check, so that an abort arriving during it stops its row at once.
     if (t > 0) yield;
-    for (const b of abandoned(done, hooks)) done[b] = true;
+    for (const b of abandoned(done, hooks)) finish(b);
     if (!done.includes(false)) break;
-    const rows = stepRows(model, state, fed);
-    fed = rows.map((row, b) => {
-      // A finished row still occupies its place in the batch; what it is fed no longer matters.
+    const live = rows.flatMap((b, r) => (done[b] ? [] : [r]));
+    if (live.length * 2 <= rows.length) {
+      selectRows(model, state, live);
+      rows = live.map((r) => rows[r]!);
+      fed = live.map((r) => fed[r]!);
+    }
+    const logits = stepRows(model, state, fed);
+    fed = logits.map((row, r) => {
+      const b = rows[r]!;
+      // A finished row still occupies its place until compaction; what it is fed no longer matters.
       if (done[b]) return eosId;
       processors.process([generated[b]!], [row]);
       const id = choose(b, row);
       outputs[b]!.score += logSoftmax(row)[id]!;
       generated[b]!.push(id);
       const reason = stopping[b]!.check(generated[b]!);
-      if (reason) {
-        done[b] = true;
-        outputs[b]!.finishReason = reason;
-      }
       if (reason !== 'eos') hooks.onToken?.(b, id);
+      if (reason) {
+        outputs[b]!.finishReason = reason;
+        finish(b);
+      }
       return id;
     });
+    // Ending here rather than after another turn frees the cache before anyone hears of the last result.
+    if (!done.includes(false)) break;
   }
-  outputs.forEach((out, b) => {
-    const g = generated[b]!;
-    out.tokens = out.finishReason === 'eos' ? g.slice(0, -1) : g;
-  });
   return outputs;
 }
 
@@ -401,10 +418,17 @@ function* beamSearch(
     if (pool.length > K) pool.pop();
   };
   // A source's pool is final once it has no live beam left: only then is its winner known.
+  const result = (b: number): GenerateOutput => {
+    const best = finished[b]![0];
+    if (!best) return { tokens: [], score: 0, finishReason: 'length' };
+    return { tokens: best.tokens, score: best.score, finishReason: best.finishReason };
+  };
   const streamBest = (b: number) => {
     const onToken = hooks.onToken;
     if (onToken) for (const id of finished[b]![0]?.tokens ?? []) onToken(b, id);
+    hooks.onFinish?.(b, result(b));
   };
+  limits.forEach((limit, b) => limit === 0 && hooks.onFinish?.(b, result(b)));
   if (maxLimit > 0) selectRows(model, state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
 
   for (let t = 0; t < maxLimit; t++) {
@@ -479,12 +503,9 @@ function* beamSearch(
       parents.push(...nextParents, ...Array.from({ length: K - next.length }, () => b * K));
       return next;
     });
-    if (t + 1 < maxLimit && live.some((beams) => beams.length > 0)) selectRows(model, state, parents);
+    if (!live.some((beams) => beams.length > 0)) break;
+    if (t + 1 < maxLimit) selectRows(model, state, parents);
   }
 
-  return finished.map((pool): GenerateOutput => {
-    const best = pool[0];
-    if (!best) return { tokens: [], score: 0, finishReason: 'length' };
-    return { tokens: best.tokens, score: best.score, finishReason: best.finishReason };
-  });
+  return finished.map((_, b) => result(b));
 }

@@ -1,3 +1,5 @@
+import type { GenerateOutput } from './search.js';
+
 /**
  * Hooks through which a caller watches and steers a generation while it runs,
  * after transformers.js's `generation/streamers`. They are called between
@@ -23,6 +25,12 @@ export interface GenerationHooks {
    * of the batch go on unchanged.
    */
   shouldStop?: (sourceIndex: number) => boolean;
+  /**
+   * Called once per source, as soon as its output is final (EOS, its length
+   * limit, or abandoned), with the output the call will also return: a
+   * server answers a short reply without waiting for the batch's longest.
+   */
+  onFinish?: (sourceIndex: number, output: GenerateOutput) => void;
 }
 
 /** Receives one token id of the reply to the source at `sourceIndex`. */
