@@ -2,12 +2,14 @@
  * `pnpm bench <name>`: benchmarks that print figures beside a reference
  * measured in the same run. They are never run as tests.
  */
+import { benchKernels } from './kernels.js';
 import { benchModel } from './model.js';
 import { benchTokenizer } from './tokenizer.js';
 import { benchTrain } from './train.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   tokenizer: benchTokenizer,
+  kernels: benchKernels,
   model: benchModel,
   train: benchTrain,
 };

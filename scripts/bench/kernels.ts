@@ -1,0 +1,109 @@
+/**
+ * `pnpm bench kernels`: kernels launched per training step (one worker's
+ * share: 32 pairs) and per cached decoding step of the `tutorial` preset on
+ * wasm, by kernel name, with wall times. Per-kernel overhead dominates at this
+ * size, so the counts guide the work and the times confirm it.
+ * Flags: --repeat N (default 20).
+ */
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { disposeBatch, initBackend, makeBatch, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
+import { median } from './table.js';
+
+interface Launch {
+  name: string;
+  ms: number;
+  shapes: string;
+}
+
+/** Launches by name, most frequent first, with their summed times (a wrapper's time includes its kernels'). */
+function histogram(launches: Launch[]): string {
+  const counts = new Map<string, { n: number; ms: number }>();
+  for (const { name, ms } of launches) {
+    const c = counts.get(name) ?? { n: 0, ms: 0 };
+    counts.set(name, { n: c.n + 1, ms: c.ms + ms });
+  }
+  return [...counts.entries()]
+    .sort((a, b) => b[1].n - a[1].n)
+    .map(([n, c]) => `${n} ${c.n} (${c.ms.toFixed(1)} ms)`)
+    .join(', ');
+}
+
+async function kernelsOf(f: () => void): Promise<Launch[]> {
+  const info = await tf.profile(() => {
+    f();
+    return [];
+  });
+  return info.kernels.map((k) => ({ name: k.name, ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0, shapes: JSON.stringify(k.inputShapes) }));
+}
+
+export async function benchKernels(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { repeat: { type: 'string', default: '20' } } });
+  const repeat = Number(values.repeat);
+  await initBackend('wasm', () => {});
+  const config = presetConfig('tutorial', { vocabSize: 8000 });
+  const model = new Transformer(config, 1);
+  let seed = 7;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return 4 + (seed % (n - 4));
+  };
+  const examples: Example[] = Array.from({ length: 32 }, (_, i) => ({
+    source: Array.from({ length: 8 + (i % 5) }, () => rand(8000)),
+    target: Array.from({ length: 9 + (i % 4) }, () => rand(8000)),
+  }));
+  const variables = [...model.params.variables.values()];
+  const trainOnce = (): void => {
+    const batch = makeBatch(examples, config);
+    const { value, grads } = tf.variableGrads(() => model.loss(batch, 0.1, { dropoutSeed: 3 }), variables);
+    value.dataSync();
+    tf.dispose([value, ...Object.values(grads)]);
+    disposeBatch(batch);
+  };
+  trainOnce();
+  const trainKernels = await kernelsOf(trainOnce);
+  const trainTimes: number[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const t = performance.now();
+    trainOnce();
+    trainTimes.push(performance.now() - t);
+  }
+  console.log(`training forward+backward, 32 pairs: ${trainKernels.length} kernels, median ${median(trainTimes).toFixed(1)} ms`);
+  console.log(`  ${histogram(trainKernels)}`);
+  if (process.env.KERNEL_DETAIL) {
+    const byShape = new Map<string, { n: number; ms: number }>();
+    for (const k of trainKernels) {
+      const key = `${k.name} ${k.shapes}`;
+      const c = byShape.get(key) ?? { n: 0, ms: 0 };
+      byShape.set(key, { n: c.n + 1, ms: c.ms + k.ms });
+    }
+    for (const [key, c] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(`    ${c.ms.toFixed(2)} ms ×${c.n} ${key}`);
+  }
+
+  const src = sourceTensor([[10, 20, 30, 40, 50, 60]], config);
+  const decodeReply = (): number[] => {
+    const state = model.startDecoding(src);
+    const out = [config.bosId];
+    for (let t = 0; t < 20; t++) out.push(tf.tidy(() => tf.argMax(model.step(state, tf.tensor1d([out[t]!], 'int32')), 1).dataSync()[0]!));
+    model.disposeDecoding(state);
+    return out;
+  };
+  decodeReply();
+  const state = model.startDecoding(src);
+  const first = tf.tidy(() => model.step(state, tf.tensor1d([config.bosId], 'int32')));
+  first.dispose();
+  const stepKernels = await kernelsOf(() => tf.tidy(() => model.step(state, tf.tensor1d([5], 'int32')).dataSync()));
+  model.disposeDecoding(state);
+  const startKernels = await kernelsOf(() => model.disposeDecoding(model.startDecoding(src)));
+  const before = tf.memory().numTensors;
+  const times: number[] = [];
+  for (let i = 0; i < repeat * 2; i++) {
+    const t = performance.now();
+    decodeReply();
+    times.push(performance.now() - t);
+  }
+  console.log(`decoding: startDecoding ${startKernels.length} kernels, step ${stepKernels.length} kernels; 20-token reply median ${median(times).toFixed(2)} ms (${(median(times) / 20).toFixed(3)} ms/token); tensors leaked ${tf.memory().numTensors - before}`);
+  console.log(`  ${histogram(stepKernels)}`);
+  src.dispose();
+  model.dispose();
+}
