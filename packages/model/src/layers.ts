@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
-import { linear } from './ops.js';
+import { batchMatMul, dense, denseWeights, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
 
 /**
@@ -36,8 +36,8 @@ export class LayerNorm {
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
     const d = x.shape[1];
     const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
-    const centered = tf.sub(x, tf.matMul(x, averager)); // [N, d]
-    const variance = tf.matMul(tf.square(centered), averager); // [N, 1]
+    const centered = tf.sub(x, batchMatMul(x, averager)); // [N, d]
+    const variance = batchMatMul<tf.Tensor2D>(tf.square(centered), averager); // [N, 1]
     return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
   }
 }
@@ -49,7 +49,12 @@ export class PositionwiseFeedForward {
   private readonly w2: tf.Variable<tf.Rank.R2>;
   private readonly b2: tf.Variable<tf.Rank.R1>;
 
-  constructor(params: ParamStore, prefix: string, dModel: number, dFF: number) {
+  constructor(
+    private readonly params: ParamStore,
+    private readonly prefix: string,
+    dModel: number,
+    dFF: number,
+  ) {
     this.w1 = params.xavier(`${prefix}.w1.weight`, dModel, dFF);
     this.b1 = params.zeros(`${prefix}.w1.bias`, dFF);
     this.w2 = params.xavier(`${prefix}.w2.weight`, dFF, dModel);
@@ -57,6 +62,13 @@ export class PositionwiseFeedForward {
   }
 
   apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) {
+      // Both products as bare kernels on [1, N, ·]: the hidden layer never needs rank 2.
+      const first = this.params.derived(`${this.prefix}.w1.inference`, () => ({ ...denseWeights([this.w1], [this.b1]) }));
+      const second = this.params.derived(`${this.prefix}.w2.inference`, () => ({ ...denseWeights([this.w2], [this.b2]) }));
+      const hidden = dense(tf.reshape(x, [1, ...x.shape]), first, 'relu'); // [1, N, dff]
+      return tf.reshape(dense(hidden, second), x.shape); // [N, d]
+    }
     const hidden = linear(x, this.w1, this.b1, 'relu', pass.differentiable); // [N, dff]
     return linear(pass.dropout(hidden), this.w2, this.b2, undefined, pass.differentiable); // [N, d]
   }
@@ -156,7 +168,7 @@ export class DecoderLayer {
   }
 
   /** One position y [B, d] with cached keys/values; returns its output [B, d] and the extended cache. */
-  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
+  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D | undefined, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
     let self: KeyValue | undefined;
     const shape = { batch: y.shape[0], length: 1 };
     const h1 = this.sublayers[0].apply(y, pass, (h) => {
