@@ -1,13 +1,14 @@
 /**
  * `pnpm bench kernels`: kernels launched per training step (one worker's
  * share: 32 pairs) and per cached decoding step of the `tutorial` preset on
- * wasm, by kernel name, with wall times. Per-kernel overhead dominates at this
+ * wasm, by kernel name, with wall times (KERNEL_DETAIL=1: the costliest by shape). Per-kernel overhead dominates at this
  * size, so the counts guide the work and the times confirm it.
  * Flags: --repeat N (default 20).
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { disposeBatch, initBackend, makeBatch, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
+import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
 import { median } from './table.js';
 
 interface Launch {
@@ -43,15 +44,9 @@ export async function benchKernels(argv: string[]): Promise<void> {
   await initBackend('wasm', () => {});
   const config = presetConfig('tutorial', { vocabSize: 8000 });
   const model = new Transformer(config, 1);
-  let seed = 7;
-  const rand = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return 4 + (seed % (n - 4));
-  };
-  const examples: Example[] = Array.from({ length: 32 }, (_, i) => ({
-    source: Array.from({ length: 8 + (i % 5) }, () => rand(8000)),
-    target: Array.from({ length: 9 + (i % 4) }, () => rand(8000)),
-  }));
+  // A worker's share of a typical batch: 32 pairs of ChatbotData, length-bucketed as the model bench has them.
+  const data = await prepareChatbotData();
+  const examples: Example[] = lengthBucketedBatches(data.train, 64, 1)[0]!.slice(0, 32);
   const variables = [...model.params.variables.values()];
   const trainOnce = (): void => {
     const batch = makeBatch(examples, config);
@@ -68,7 +63,7 @@ export async function benchKernels(argv: string[]): Promise<void> {
     trainOnce();
     trainTimes.push(performance.now() - t);
   }
-  console.log(`training forward+backward, 32 pairs: ${trainKernels.length} kernels, median ${median(trainTimes).toFixed(1)} ms`);
+  console.log(`training forward+backward, 32 pairs (${examples.reduce((n, e) => n + e.target.length + 1, 0)} target tokens): ${trainKernels.length} kernels, median ${median(trainTimes).toFixed(1)} ms`);
   console.log(`  ${histogram(trainKernels)}`);
   if (process.env.KERNEL_DETAIL) {
     const byShape = new Map<string, { n: number; ms: number }>();

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
-import { batchMatMul, dense, denseWeights, linear } from './ops.js';
+import { batchMatMul, customOp, dense, denseWeights, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
 
 /**
@@ -23,9 +23,7 @@ export class LayerNorm {
 
   apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
     if (!pass.differentiable) return this.applyInference(x);
-    const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
-    const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon))); // [N, d]
-    return tf.add(tf.mul(normalized, this.gamma), this.beta); // [N, d]
+    return layerNorm(x, this.gamma, this.beta, this.epsilon);
   }
 
   /**
@@ -40,6 +38,32 @@ export class LayerNorm {
     const variance = batchMatMul<tf.Tensor2D>(tf.square(centered), averager); // [N, 1]
     return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
   }
+}
+
+/**
+ * Layer normalisation (Ba et al. 2016, §2) with its gradient written out:
+ * x̂ = (x − μ)·r, r = 1/√(σ² + ε), y = x̂·γ + β over rows of x [N, d], and
+ * ∂x = r·(g − mean(g) − x̂·mean(g·x̂)) with g = ∂y·γ, ∂γ = Σ_rows ∂y·x̂,
+ * ∂β = Σ_rows ∂y. Autodiff through the same forward records about twice the
+ * kernels (the broadcasts of μ and r each need their own reduction back);
+ * only x̂ and r are kept for the backward pass. γ and β must be variables.
+ */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor2D {
+  return customOp<tf.Tensor2D>([x, gamma, beta], ([xi], save) => {
+    const centered = tf.sub(xi!, tf.mean(xi!, -1, true)); // [N, d]
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), epsilon)); // [N, 1]
+    const normalized = tf.mul(centered, rstd); // [N, d]
+    save([normalized, rstd]);
+    return {
+      value: tf.add(tf.mul(normalized, gamma), beta), // [N, d]
+      gradFunc: (dy, [xHat, r]) => {
+        const g = tf.mul(dy, gamma); // [N, d]
+        const projection = tf.mul(xHat!, tf.mean(tf.mul(g, xHat!), -1, true)); // [N, d]
+        const dx = tf.mul(tf.sub(tf.sub(g, tf.mean(g, -1, true)), projection), r!); // [N, d]
+        return [dx, tf.sum(tf.mul(dy, xHat!), 0), tf.sum(dy, 0)]; // [N, d], [d], [d]
+      },
+    };
+  });
 }
 
 /** Position-wise feed-forward network (§3.3): max(0, x·W1 + b1)·W2 + b2 on x [N, d], each position alike. */
