@@ -41,9 +41,9 @@ export function scaledDotProductAttention(
 ): { output: tf.Tensor4D; weights: tf.Tensor4D } {
   const dk = q.shape[3];
   // Scaling q rather than the scores touches Lq·dk numbers instead of Lq·Lk.
-  const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dk)), k, false, true); // [B, h, Lq, Lk]
+  const scores = batchMatMul<tf.Tensor4D>(tf.mul(q, 1 / Math.sqrt(dk)), k, false, true); // [B, h, Lq, Lk]
   const weights = tf.softmax(mask === undefined ? scores : tf.add(scores, mask)) as tf.Tensor4D; // [B, h, Lq, Lk]
-  const output = tf.matMul(pass.dropout(weights), v) as tf.Tensor4D; // [B, h, Lq, dk]
+  const output = batchMatMul<tf.Tensor4D>(pass.dropout(weights), v); // [B, h, Lq, dk]
   return { output, weights };
 }
 

@@ -30,7 +30,7 @@ describe.each(['cpu', 'wasm'] as const)('layerNorm on %s', (backend) => {
     const weights = tf.tensor2d(random(n * d, 1), [n, d]);
     const run = (f: typeof layerNorm) => {
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x, gamma, beta, 1e-5), weights)) as tf.Scalar, [gamma, beta]);
-      const dx = tf.grad((xi: tf.Tensor2D) => tf.sum(tf.mul(f(xi, gamma, beta, 1e-5), weights)))(x);
+      const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(f(xi as tf.Tensor2D, gamma, beta, 1e-5), weights)))(x);
       const out = {
         y: f(x, gamma, beta, 1e-5).dataSync() as Float32Array,
         loss: value.dataSync()[0]!,
