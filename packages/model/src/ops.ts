@@ -54,14 +54,16 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activati
 
 /**
  * Projection onto a table stored [M, d] (the tied embedding): h [N, d] → h·Eᵀ [N, M].
- * Eᵀ is materialised once per call so that all three products stay on the
- * fast path; `table` must be a variable.
+ * The forward product is taken as (E·hᵀ)ᵀ: XNNPACK repacks its right operand
+ * on every call, and packing hᵀ [d, N] instead of Eᵀ [d, M] makes it about a
+ * fifth faster at M = 8000, N ≈ 200, transposes included. Every product stays
+ * on the fast path; `table` must be a variable.
  */
 export function projectOnto(h: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D {
   return customOp<tf.Tensor2D>([h, table], ([hi], save) => {
     save([hi!]);
     return {
-      value: tf.fused.matMul({ a: hi as tf.Tensor2D, b: tf.transpose(table) }), // [N, M]
+      value: tf.transpose(tf.fused.matMul({ a: table, b: tf.transpose(hi as tf.Tensor2D) })), // [N, M]
       gradFunc: (dy, [hs]) => [
         tf.fused.matMul({ a: dy as tf.Tensor2D, b: table }), // [N, d]
         tf.transpose(tf.fused.matMul({ a: tf.transpose(hs as tf.Tensor2D), b: dy as tf.Tensor2D })), // [M, d]
