@@ -4,6 +4,7 @@ import { withoutEmscriptenHandlers } from '@hanmadi/tokenizer';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type * as Dawn from 'webgpu';
+import { registerWasmKernels } from './wasm-kernels.js';
 
 /**
  * Chooses and starts the TensorFlow.js backend the model runs on.
@@ -194,43 +195,12 @@ async function startWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(`${dirname(entry)}${sep}`);
   }
   await activate('wasm');
-  shareIdentityOnWasm();
+  registerWasmKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = wasm.getThreadsCount();
   return { name: 'wasm', detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})` };
 }
 
-/** The part of the wasm backend a kernel that shares its input's buffer uses. */
-interface RefCountingBackend {
-  incRef(dataId: tf.DataId): void;
-}
-
-/**
- * Replaces wasm's Identity, which copies, by one that shares the input's
- * buffer and counts a reference, as Reshape already does and the cpu backend's
- * Identity does. Autodiff keeps every tensor a gradient needs through
- * Identity (a training step clones hundreds of activations), and tensors are
- * immutable, so the copies bought nothing.
- */
-function shareIdentityOnWasm(): void {
-  const copying = tf.getKernel('Identity', 'wasm');
-  if (copying === undefined || identityShared) return;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const x = args.inputs['x'] as tf.TensorInfo;
-      // Strings live outside the heap; wasm's own kernel handles them.
-      if (x.dtype === 'string') return copying.kernelFunc(args);
-      (args.backend as unknown as RefCountingBackend).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-    },
-  });
-  identityShared = true;
-}
-
-let identityShared = false;
 
 // --- cpu --------------------------------------------------------------------
 
