@@ -134,11 +134,7 @@ export class ForwardPass {
    */
   dropout<T extends tf.Tensor>(x: T): T {
     if (this.rng === undefined) return x;
-    const rng = new Rng(this.rng.nextUint32());
-    const keep = 1 / (1 - this.rate);
-    const threshold = this.rate * 4294967296;
-    const mask = new Float32Array(x.size);
-    for (let i = 0; i < mask.length; i++) mask[i] = rng.nextUint32() < threshold ? 0 : keep;
+    const mask = new Rng(this.rng.nextUint32()).dropoutMask(x.size, this.rate);
     return tf.mul(x, tf.tensor(mask, x.shape, 'float32')) as T;
   }
 }
