@@ -72,7 +72,7 @@ export async function benchKernels(argv: string[]): Promise<void> {
       const c = byShape.get(key) ?? { n: 0, ms: 0 };
       byShape.set(key, { n: c.n + 1, ms: c.ms + k.ms });
     }
-    for (const [key, c] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40)) console.log(`    ${c.ms.toFixed(2)} ms ×${c.n} ${key}`);
+    for (const [key, c] of [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms).filter(([key]) => !/MatMul|^forward/u.test(key) || process.env["KERNEL_DETAIL"] === "all").slice(0, 40)) console.log(`    ${c.ms.toFixed(2)} ms ×${c.n} ${key}`);
   }
 
   const src = sourceTensor([[10, 20, 30, 40, 50, 60]], config);

@@ -8,6 +8,8 @@ import type { ForwardPass, ParamStore } from './params.js';
  * (x − mean) / √(var + ε) · γ + β over the model dimension of x [N, d].
  */
 export class LayerNorm {
+  /** Up to this many rows the inference path centres by a [d, d] product. */
+  private static readonly CENTRING_PRODUCT_ROWS = 16;
   private readonly gamma: tf.Variable<tf.Rank.R1>;
   private readonly beta: tf.Variable<tf.Rank.R1>;
 
@@ -30,11 +32,17 @@ export class LayerNorm {
    * The same normalisation with both row means taken as products with a
    * [d, 1] column of 1/d: on wasm a rank-2 matmul beats the Mean kernel several
    * times over for short rows, which matters at one token per decoding step.
+   * For a few rows (decoding steps) centring is itself one product, with
+   * I − 11ᵀ/d [d, d]: one kernel instead of two, and its d² multiply-adds per
+   * row cost less than a kernel launch; for many rows they would not.
    */
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
-    const d = x.shape[1];
+    const [n, d] = x.shape;
     const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
-    const centered = tf.sub(x, batchMatMul(x, averager)); // [N, d]
+    const centered =
+      n <= LayerNorm.CENTRING_PRODUCT_ROWS
+        ? batchMatMul<tf.Tensor2D>(x, this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D)) // [N, d]
+        : tf.sub(x, batchMatMul(x, averager)); // [N, d]
     const variance = batchMatMul<tf.Tensor2D>(tf.square(centered), averager); // [N, 1]
     return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
   }
