@@ -1,9 +1,10 @@
 /**
  * `pnpm bench kernels`: kernels launched per training step (one worker's
  * share: 32 pairs) and per cached decoding step of the `tutorial` preset on
- * wasm, by kernel name, with wall times (KERNEL_DETAIL=1: the costliest
- * non-product kernels by shape; =all: products too). Per-kernel overhead dominates at this
- * size, so the counts guide the work and the times confirm it.
+ * wasm, by kernel name, with their summed times (KERNEL_DETAIL=1: the
+ * costliest non-product kernels by shape; =all: products too). A decoding
+ * step is mostly per-kernel overhead, so its count is what to cut; a training
+ * step is mostly matrix products, which the times show.
  * Flags: --repeat N (default 20).
  */
 import { parseArgs } from 'node:util';
