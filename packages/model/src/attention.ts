@@ -133,13 +133,14 @@ export class MultiHeadAttention {
       const scale = 1 / Math.sqrt(this.dk);
       const parts = { qkv: [this.query, this.key, this.value], q: [this.query], kv: [this.key, this.value], out: [this.output] }[which];
       const scales = parts.map((p) => (p === this.query ? scale : 1));
+      // Spread into a plain record, the shape ParamStore.derived keeps.
       return { ...denseWeights(parts.map((p) => p.w), parts.map((p) => p.b), scales) };
     });
   }
 
   /** Inference projection of x [B·L, d] by fused weights into n groups of heads: n × [B, h, L, dk]. */
   private projectInference(x: tf.Tensor2D, which: 'qkv' | 'q' | 'kv', { batch, length }: SequenceShape): tf.Tensor4D[] {
-    const groups = which.length;
+    const groups = which.length; // one letter per projection
     const y = dense(tf.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
     // With one position the head split is a pure reshape; no transpose kernel runs.
     const heads = length === 1 ? tf.reshape(y, [batch, groups * this.heads, 1, this.dk]) : tf.transpose(tf.reshape(y, [batch, length, groups * this.heads, this.dk]), [0, 2, 1, 3]); // [B, n·h, L, dk]
