@@ -2,6 +2,7 @@
  * `pnpm bench <name>`: benchmarks that print figures beside a reference
  * measured in the same run. They are never run as tests.
  */
+import { benchKernels } from './kernels.js';
 import { benchModel } from './model.js';
 import { benchServe } from './serve.js';
 import { benchTokenizer } from './tokenizer.js';
@@ -9,6 +10,7 @@ import { benchTrain } from './train.js';
 
 const BENCHES: Record<string, (argv: string[]) => Promise<void>> = {
   tokenizer: benchTokenizer,
+  kernels: benchKernels,
   model: benchModel,
   train: benchTrain,
   serve: benchServe,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { linear } from './ops.js';
-import { ForwardPass, type ParamStore } from './params.js';
+import { batchMatMul, dense, denseWeights, linear, type DenseWeights } from './ops.js';
+import type { ForwardPass, ParamStore } from './params.js';
 
 /** Large negative score for masked keys: exp underflows to exactly 0, and a row never becomes NaN. */
 export const MASKED = -1e9;
@@ -41,10 +41,20 @@ export function scaledDotProductAttention(
 ): { output: tf.Tensor4D; weights: tf.Tensor4D } {
   const dk = q.shape[3];
   // Scaling q rather than the scores touches Lq·dk numbers instead of Lq·Lk.
-  const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(dk)), k, false, true); // [B, h, Lq, Lk]
+  const scores = batchMatMul<tf.Tensor4D>(tf.mul(q, 1 / Math.sqrt(dk)), k, false, true); // [B, h, Lq, Lk]
   const weights = tf.softmax(mask === undefined ? scores : tf.add(scores, mask)) as tf.Tensor4D; // [B, h, Lq, Lk]
-  const output = tf.matMul(pass.dropout(weights), v) as tf.Tensor4D; // [B, h, Lq, dk]
+  const output = batchMatMul<tf.Tensor4D>(pass.dropout(weights), v); // [B, h, Lq, dk]
   return { output, weights };
+}
+
+/**
+ * The same attention for inference, with queries already scaled by 1/√d_k
+ * (folded into W^Q and b^Q once) and without the weights: three kernels, or
+ * four with a mask. q [B, h, Lq, dk], k and v [B, h, Lk, dk] → [B, h, Lq, dk].
+ */
+function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | undefined): tf.Tensor4D {
+  const scores = batchMatMul<tf.Tensor4D>(q, k, false, true); // [B, h, Lq, Lk]
+  return batchMatMul<tf.Tensor4D>(tf.softmax(mask === undefined ? scores : tf.add(scores, mask)), v); // [B, h, Lq, dk]
 }
 
 /** Keys and values of one attention layer, [B, h, L, dk] each: the decoder's cache entries. */
@@ -81,8 +91,8 @@ export class MultiHeadAttention {
   private readonly dk: number;
 
   constructor(
-    params: ParamStore,
-    prefix: string,
+    private readonly params: ParamStore,
+    private readonly prefix: string,
     private readonly dModel: number,
     private readonly heads: number,
   ) {
@@ -112,8 +122,44 @@ export class MultiHeadAttention {
     return linear(tf.reshape(joined, [batch * length, this.dModel]), this.output.w, this.output.b, undefined, pass.differentiable); // [B·L, d]
   }
 
+  /**
+   * Projections fused for inference, derived from the parameters once per
+   * change of them: W^Q|W^K|W^V in one product for self-attention, W^K|W^V for
+   * the memory, W^Q alone for encoder-decoder queries; W^Q and b^Q carry the
+   * 1/√d_k of §3.2.1, so that no step scales queries or keys.
+   */
+  private fused(which: 'qkv' | 'q' | 'kv' | 'out'): DenseWeights {
+    return this.params.derived(`${this.prefix}.${which}.inference`, () => {
+      const scale = 1 / Math.sqrt(this.dk);
+      const parts = { qkv: [this.query, this.key, this.value], q: [this.query], kv: [this.key, this.value], out: [this.output] }[which];
+      const scales = parts.map((p) => (p === this.query ? scale : 1));
+      // Spread into a plain record, the shape ParamStore.derived keeps.
+      return { ...denseWeights(parts.map((p) => p.w), parts.map((p) => p.b), scales) };
+    });
+  }
+
+  /** Inference projection of x [B·L, d] by fused weights into n groups of heads: n × [B, h, L, dk]. */
+  private projectInference(x: tf.Tensor2D, which: 'qkv' | 'q' | 'kv', { batch, length }: SequenceShape): tf.Tensor4D[] {
+    const groups = which.length; // one letter per projection
+    const y = dense(tf.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
+    // With one position the head split is a pure reshape; no transpose kernel runs.
+    const heads = length === 1 ? tf.reshape(y, [batch, groups * this.heads, 1, this.dk]) : tf.transpose(tf.reshape(y, [batch, length, groups * this.heads, this.dk]), [0, 2, 1, 3]); // [B, n·h, L, dk]
+    return groups === 1 ? [heads as tf.Tensor4D] : (tf.split(heads, groups, 1) as tf.Tensor4D[]); // n × [B, h, L, dk]
+  }
+
+  /** Inference merge of heads [B, h, L, dk] and W^O: → [B·L, d]. */
+  private mergeInference(x: tf.Tensor4D): tf.Tensor2D {
+    const [batch, , length] = x.shape;
+    const joined = length === 1 ? x : tf.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]
+    return tf.reshape(dense(tf.reshape(joined, [1, batch * length, this.dModel]), this.fused('out')), [batch * length, this.dModel]); // [B·L, d]
+  }
+
   /** Self-attention over x [B·L, d] with an additive mask; → [B·L, d]. */
   selfAttention(x: tf.Tensor2D, shape: SequenceShape, mask: tf.Tensor | undefined, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) {
+      const [q, k, v] = this.projectInference(x, 'qkv', shape) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      return this.mergeInference(attend(q, k, v, mask));
+    }
     const q = this.project(x, this.query, shape, pass);
     const k = this.project(x, this.key, shape, pass);
     const v = this.project(x, this.value, shape, pass);
@@ -126,23 +172,24 @@ export class MultiHeadAttention {
    * Returns the output [B, d] and the cache extended by this position.
    */
   selfAttentionStep(x: tf.Tensor2D, past: KeyValue | undefined): { output: tf.Tensor2D; cache: KeyValue } {
-    const shape = { batch: x.shape[0], length: 1 };
-    const pass = ForwardPass.inference;
-    const k = this.project(x, this.key, shape, pass); // [B, h, 1, dk]
-    const v = this.project(x, this.value, shape, pass); // [B, h, 1, dk]
+    const [q, k, v] = this.projectInference(x, 'qkv', { batch: x.shape[0], length: 1 }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // [B, h, 1, dk] each
     const cache = past === undefined ? { k, v } : { k: tf.concat([past.k, k], 2), v: tf.concat([past.v, v], 2) }; // [B, h, t+1, dk]
     // The newest position may see every cached one: no mask is needed.
-    const { output } = scaledDotProductAttention(this.project(x, this.query, shape, pass), cache.k, cache.v, undefined, pass);
-    return { output: this.merge(output, pass), cache };
+    return { output: this.mergeInference(attend(q, cache.k, cache.v, undefined)), cache };
   }
 
   /** Keys and values of the encoder output [B·S, d], computed once per source. */
   memoryKeyValue(memory: tf.Tensor2D, shape: SequenceShape, pass: ForwardPass): KeyValue {
+    if (!pass.differentiable) {
+      const [k, v] = this.projectInference(memory, 'kv', shape) as [tf.Tensor4D, tf.Tensor4D];
+      return { k, v }; // [B, h, S, dk] each
+    }
     return { k: this.project(memory, this.key, shape, pass), v: this.project(memory, this.value, shape, pass) }; // [B, h, S, dk] each
   }
 
   /** Encoder-decoder attention: queries from x [B·L, d], keys/values from the memory; → [B·L, d]. */
   crossAttention(x: tf.Tensor2D, shape: SequenceShape, memory: KeyValue, mask: tf.Tensor | undefined, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) return this.mergeInference(attend(this.projectInference(x, 'q', shape)[0]!, memory.k, memory.v, mask));
     const q = this.project(x, this.query, shape, pass);
     return this.merge(scaledDotProductAttention(q, memory.k, memory.v, mask, pass).output, pass);
   }

@@ -121,6 +121,23 @@ describe('initBackend', () => {
   });
 });
 
+describe('Identity on wasm', () => {
+  it('shares the buffer: a clone outlives its source, and disposing both releases the memory', async () => {
+    await initBackend('wasm', quiet);
+    const before = tf.memory().numBytes;
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(await y.data()).toEqual(new Float32Array([1, 2, 3]));
+    y.dispose();
+    expect(tf.memory().numBytes).toBe(before);
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const ids = backend.numDataIds();
+    tf.dispose(tf.tidy(() => tf.clone(tf.tensor1d([4, 5]))));
+    expect(backend.numDataIds()).toBe(ids);
+  });
+});
+
 describe('parseBackendChoice', () => {
   it('accepts the backends and auto, in any case', () => {
     expect(parseBackendChoice('auto', '--backend')).toBe('auto');

@@ -4,6 +4,7 @@ import { withoutEmscriptenHandlers } from '@hanmadi/tokenizer';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type * as Dawn from 'webgpu';
+import { registerWasmKernels } from './wasm-kernels.js';
 
 /**
  * Chooses and starts the TensorFlow.js backend the model runs on.
@@ -194,10 +195,12 @@ async function startWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(`${dirname(entry)}${sep}`);
   }
   await activate('wasm');
+  registerWasmKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = wasm.getThreadsCount();
   return { name: 'wasm', detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})` };
 }
+
 
 // --- cpu --------------------------------------------------------------------
 

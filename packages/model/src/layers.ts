@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
-import { linear } from './ops.js';
+import { batchMatMul, customOp, dense, denseWeights, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
 
 /**
@@ -8,6 +8,8 @@ import type { ForwardPass, ParamStore } from './params.js';
  * (x − mean) / √(var + ε) · γ + β over the model dimension of x [N, d].
  */
 export class LayerNorm {
+  /** Up to this many rows the inference path centres by a [d, d] product. */
+  private static readonly CENTRING_PRODUCT_ROWS = 16;
   private readonly gamma: tf.Variable<tf.Rank.R1>;
   private readonly beta: tf.Variable<tf.Rank.R1>;
 
@@ -23,23 +25,53 @@ export class LayerNorm {
 
   apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
     if (!pass.differentiable) return this.applyInference(x);
-    const { mean, variance } = tf.moments(x, -1, true); // [N, 1] each
-    const normalized = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.epsilon))); // [N, d]
-    return tf.add(tf.mul(normalized, this.gamma), this.beta); // [N, d]
+    return layerNorm(x, this.gamma, this.beta, this.epsilon);
   }
 
   /**
    * The same normalisation with both row means taken as products with a
    * [d, 1] column of 1/d: on wasm a rank-2 matmul beats the Mean kernel several
    * times over for short rows, which matters at one token per decoding step.
+   * For a few rows (decoding steps) centring is itself one product, with
+   * I − 11ᵀ/d [d, d]: one kernel instead of two, and its d² multiply-adds per
+   * row cost less than a kernel launch; for many rows they would not.
    */
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
-    const d = x.shape[1];
+    const [n, d] = x.shape;
     const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
-    const centered = tf.sub(x, tf.matMul(x, averager)); // [N, d]
-    const variance = tf.matMul(tf.square(centered), averager); // [N, 1]
+    const centered =
+      n <= LayerNorm.CENTRING_PRODUCT_ROWS
+        ? batchMatMul<tf.Tensor2D>(x, this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D)) // [N, d]
+        : tf.sub(x, batchMatMul(x, averager)); // [N, d]
+    const variance = batchMatMul<tf.Tensor2D>(tf.square(centered), averager); // [N, 1]
     return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
   }
+}
+
+/**
+ * Layer normalisation (Ba et al. 2016, §2) with its gradient written out:
+ * x̂ = (x − μ)·r, r = 1/√(σ² + ε), y = x̂·γ + β over rows of x [N, d], and
+ * ∂x = r·(g − mean(g) − x̂·mean(g·x̂)) with g = ∂y·γ, ∂γ = Σ_rows ∂y·x̂,
+ * ∂β = Σ_rows ∂y. Autodiff through the same forward records about twice the
+ * kernels (the broadcasts of μ and r each need their own reduction back);
+ * only x̂ and r are kept for the backward pass. γ and β must be variables.
+ */
+export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): tf.Tensor2D {
+  return customOp<tf.Tensor2D>([x, gamma, beta], ([xi], save) => {
+    const centered = tf.sub(xi!, tf.mean(xi!, -1, true)); // [N, d]
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), epsilon)); // [N, 1]
+    const normalized = tf.mul(centered, rstd); // [N, d]
+    save([normalized, rstd]);
+    return {
+      value: tf.add(tf.mul(normalized, gamma), beta), // [N, d]
+      gradFunc: (dy, [xHat, r]) => {
+        const g = tf.mul(dy, gamma); // [N, d]
+        const projection = tf.mul(xHat!, tf.mean(tf.mul(g, xHat!), -1, true)); // [N, d]
+        const dx = tf.mul(tf.sub(tf.sub(g, tf.mean(g, -1, true)), projection), r!); // [N, d]
+        return [dx, tf.sum(tf.mul(dy, xHat!), 0), tf.sum(dy, 0)]; // [N, d], [d], [d]
+      },
+    };
+  });
 }
 
 /** Position-wise feed-forward network (§3.3): max(0, x·W1 + b1)·W2 + b2 on x [N, d], each position alike. */
@@ -49,7 +81,12 @@ export class PositionwiseFeedForward {
   private readonly w2: tf.Variable<tf.Rank.R2>;
   private readonly b2: tf.Variable<tf.Rank.R1>;
 
-  constructor(params: ParamStore, prefix: string, dModel: number, dFF: number) {
+  constructor(
+    private readonly params: ParamStore,
+    private readonly prefix: string,
+    dModel: number,
+    dFF: number,
+  ) {
     this.w1 = params.xavier(`${prefix}.w1.weight`, dModel, dFF);
     this.b1 = params.zeros(`${prefix}.w1.bias`, dFF);
     this.w2 = params.xavier(`${prefix}.w2.weight`, dFF, dModel);
@@ -57,6 +94,13 @@ export class PositionwiseFeedForward {
   }
 
   apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
+    if (!pass.differentiable) {
+      // Both products as bare kernels on [1, N, ·]: the hidden layer never needs rank 2.
+      const first = this.params.derived(`${this.prefix}.w1.inference`, () => ({ ...denseWeights([this.w1], [this.b1]) }));
+      const second = this.params.derived(`${this.prefix}.w2.inference`, () => ({ ...denseWeights([this.w2], [this.b2]) }));
+      const hidden = dense(tf.reshape(x, [1, ...x.shape]), first, 'relu'); // [1, N, dff]
+      return tf.reshape(dense(hidden, second), x.shape); // [N, d]
+    }
     const hidden = linear(x, this.w1, this.b1, 'relu', pass.differentiable); // [N, dff]
     return linear(pass.dropout(hidden), this.w2, this.b2, undefined, pass.differentiable); // [N, d]
   }
@@ -156,7 +200,7 @@ export class DecoderLayer {
   }
 
   /** One position y [B, d] with cached keys/values; returns its output [B, d] and the extended cache. */
-  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
+  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D | undefined, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
     let self: KeyValue | undefined;
     const shape = { batch: y.shape[0], length: 1 };
     const h1 = this.sublayers[0].apply(y, pass, (h) => {

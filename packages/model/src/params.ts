@@ -14,6 +14,9 @@ export class ParamStore {
   /** Fixed tensors the layers derive once (not trained, not saved), released with the parameters. */
   private readonly constants = new Map<string, tf.Tensor>();
 
+  /** Tensors derived from the parameters for inference, dropped whenever they change. */
+  private readonly derivedValues = new Map<string, { value: unknown; tensors: tf.Tensor[] }>();
+
   constructor(private readonly rng: Rng) {}
 
   private add(name: string, value: tf.Tensor): tf.Variable {
@@ -67,7 +70,30 @@ export class ParamStore {
     return t as T;
   }
 
+  /**
+   * A tensor, or a record of tensors, computed from the current parameters once
+   * and kept until {@link invalidateDerived} (the parameters changed) or
+   * {@link dispose}. It must not be a parameter itself: it is disposed.
+   */
+  derived<T extends tf.Tensor | Record<string, tf.Tensor>>(key: string, make: () => T): T {
+    let entry = this.derivedValues.get(key);
+    if (entry === undefined) {
+      const value = tf.tidy(make);
+      const tensors = value instanceof tf.Tensor ? [value] : Object.values(value);
+      for (const t of tensors) tf.keep(t);
+      this.derivedValues.set(key, (entry = { value, tensors }));
+    }
+    return entry.value as T;
+  }
+
+  /** Releases every derived tensor: the next use recomputes it from the parameters. */
+  invalidateDerived(): void {
+    for (const { tensors } of this.derivedValues.values()) tf.dispose(tensors);
+    this.derivedValues.clear();
+  }
+
   dispose(): void {
+    this.invalidateDerived();
     for (const v of this.variables.values()) v.dispose();
     for (const c of this.constants.values()) c.dispose();
     this.variables.clear();
@@ -108,11 +134,7 @@ export class ForwardPass {
    */
   dropout<T extends tf.Tensor>(x: T): T {
     if (this.rng === undefined) return x;
-    const rng = new Rng(this.rng.nextUint32());
-    const keep = 1 / (1 - this.rate);
-    const threshold = this.rate * 4294967296;
-    const mask = new Float32Array(x.size);
-    for (let i = 0; i < mask.length; i++) mask[i] = rng.nextUint32() < threshold ? 0 : keep;
+    const mask = new Rng(this.rng.nextUint32()).dropoutMask(x.size, this.rate);
     return tf.mul(x, tf.tensor(mask, x.shape, 'float32')) as T;
   }
 }

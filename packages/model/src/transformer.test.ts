@@ -104,6 +104,37 @@ describe('the tiny Transformer on wasm', () => {
     model.dispose();
   });
 
+  it('recomputes the weights it derives for decoding after markWeightsChanged, without growing the tensor count', () => {
+    const config = presetConfig('tiny', { vocabSize: VOCAB });
+    const model = new Transformer(config, 1);
+    const other = new Transformer(config, 2);
+    const source = sourceTensor([[5, 6, 7]], config);
+    const firstLogits = (m: Transformer): Float32Array =>
+      tf.tidy(() => {
+        const state = m.startDecoding(source);
+        const logits = m.step(state, tf.tensor1d([config.bosId], 'int32')).dataSync() as Float32Array;
+        m.disposeDecoding(state);
+        return logits;
+      });
+    const before = firstLogits(model);
+    const expected = firstLogits(other);
+    const live = tf.memory().numTensors;
+    for (const [name, v] of model.params.variables) v.assign(other.params.get(name));
+    model.markWeightsChanged();
+    const after = firstLogits(model);
+    expect(tf.memory().numTensors).toBe(live);
+    expect(after).toEqual(expected);
+    expect(after).not.toEqual(before);
+    for (let i = 0; i < 5; i++) {
+      model.markWeightsChanged();
+      firstLogits(model);
+    }
+    expect(tf.memory().numTensors).toBe(live);
+    tf.dispose(source);
+    other.dispose();
+    model.dispose();
+  });
+
   it('releases every tensor it made when disposed, decoding constants included', () => {
     const before = tf.memory().numTensors;
     const model = new Transformer(presetConfig('tiny', { vocabSize: VOCAB }), 6);

@@ -4,7 +4,7 @@ import type { TensorBatch } from './batch.js';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { DecoderLayer, EncoderLayer, LayerNorm, positionalEncoding, type LayerCache } from './layers.js';
 import { crossEntropySum, LabelSmoothing } from './loss.js';
-import { gatherRows, projectOnto, tidy } from './ops.js';
+import { batchMatMul, gatherRows, projectOnto, tidy } from './ops.js';
 import { ForwardPass, ParamStore } from './params.js';
 import { Rng } from './random.js';
 
@@ -18,6 +18,8 @@ export interface DecodingState {
   position: number;
   batchSize: number;
   sourceMask: tf.Tensor4D; // [B, 1, 1, S]
+  /** False when no source has padding: the mask is all zeros and the steps skip it. Absent: assumed true. */
+  sourcePadded?: boolean;
   layers: LayerCache[];
 }
 
@@ -42,9 +44,6 @@ export class Transformer {
   private readonly decoderLayers: DecoderLayer[];
   private readonly encoderNorm?: LayerNorm;
   private readonly decoderNorm?: LayerNorm;
-  /** Eᵀ [d, V] for decoding, rebuilt only after the weights change. */
-  private projectionCache: { version: number; tensor: tf.Tensor2D } | undefined;
-  private weightsVersion = 0;
 
   constructor(config: ModelConfig, seed = 0) {
     this.config = ModelConfigSchema.parse(config);
@@ -71,9 +70,9 @@ export class Transformer {
     });
   }
 
-  /** Call after changing parameters outside the optimizer (loading weights). */
+  /** Call after changing parameters outside the optimizer (loading weights): drops the weights derived for inference. */
   markWeightsChanged(): void {
-    this.weightsVersion++;
+    this.params.invalidateDerived();
   }
 
   /** Token embedding × √d_model plus positional encoding (§3.4, §3.5), then dropout: ids [B, L] → [B·L, d]. */
@@ -83,8 +82,16 @@ export class Transformer {
     if (offset + length > this.config.maxLength) {
       throw new RangeError(`sequence of ${offset + length} tokens is longer than the model's maxLength ${this.config.maxLength}`);
     }
-    const tokens = gatherRows(this.embedding, tf.reshape(ids, [batch * length]), pass.differentiable); // [B·L, d]
     const position = tf.slice(this.positions, [offset, 0], [length, dModel]); // [L, d]
+    if (!pass.differentiable) {
+      // E·√d_model kept for inference saves a product per step; the values are the same.
+      const scaledTable = this.params.derived('embedding.scaled', () => tf.mul(this.embedding, Math.sqrt(dModel)) as tf.Tensor2D); // [V, d]
+      const rows = tf.gatherND(scaledTable, tf.reshape(ids, [batch * length, 1])) as tf.Tensor2D; // [B·L, d]
+      // One position broadcasts over the batch as it is; longer ones need the [B, L, d] view.
+      if (length === 1) return tf.add(rows, position); // [B, d]
+      return tf.reshape(tf.add(tf.reshape(rows, [batch, length, dModel]), position), [batch * length, dModel]); // [B·L, d]
+    }
+    const tokens = gatherRows(this.embedding, tf.reshape(ids, [batch * length]), pass.differentiable); // [B·L, d]
     const scaled = tf.reshape(tf.mul(tokens, Math.sqrt(dModel)), [batch, length, dModel]); // [B, L, d]
     return pass.dropout(tf.reshape(tf.add(scaled, position), [batch * length, dModel])); // [B·L, d]
   }
@@ -111,7 +118,7 @@ export class Transformer {
 
   /** Pre-softmax projection with the shared embedding (§3.4): h [N, d] → logits [N, V]. */
   project(h: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
-    if (!pass.differentiable) return tf.matMul(h, this.decodingProjection()); // [N, V]
+    if (!pass.differentiable) return batchMatMul(h, this.params.derived('embedding.transposed', () => tf.transpose(this.embedding))); // [N, V]
     return projectOnto(h, this.embedding); // [N, V]
   }
 
@@ -151,7 +158,8 @@ export class Transformer {
     return tidy((): DecodingState => {
       const { memory, shape, sourceMask } = this.encode(source);
       const layers = this.decoderLayers.map((layer) => ({ self: undefined, memory: keepKeyValue(layer.crossAttn.memoryKeyValue(memory, shape, ForwardPass.inference)) }));
-      return { position: 0, batchSize: source.shape[0], sourceMask: tf.keep(sourceMask), layers };
+      const sourcePadded = (source.dataSync() as Int32Array).includes(this.config.padId);
+      return { position: 0, batchSize: source.shape[0], sourceMask: tf.keep(sourceMask), sourcePadded, layers };
     });
   }
 
@@ -164,9 +172,11 @@ export class Transformer {
     const pass = ForwardPass.inference;
     const { logits, layers } = tidy(() => {
       let y = this.embed(tf.reshape(tokens, [state.batchSize, 1]), state.position, pass); // [B, d]
+      // An all-zero mask changes no score: adding it is a kernel per layer for nothing.
+      const mask = state.sourcePadded === false ? undefined : state.sourceMask;
       const next: LayerCache[] = [];
       this.decoderLayers.forEach((layer, i) => {
-        const r = layer.step(y, state.layers[i]!, state.sourceMask, pass);
+        const r = layer.step(y, state.layers[i]!, mask, pass);
         y = r.output; // [B, d]
         next.push({ self: keepKeyValue(r.cache.self!), memory: r.cache.memory });
       });
@@ -198,19 +208,9 @@ export class Transformer {
     state.layers = [];
   }
 
-  private decodingProjection(): tf.Tensor2D {
-    if (this.projectionCache?.version !== this.weightsVersion) {
-      this.projectionCache?.tensor.dispose();
-      this.projectionCache = { version: this.weightsVersion, tensor: tf.keep(tf.transpose(this.embedding)) }; // [d, V]
-    }
-    return this.projectionCache.tensor;
-  }
-
   dispose(): void {
     this.params.dispose();
     this.positions.dispose();
-    this.projectionCache?.tensor.dispose();
-    this.projectionCache = undefined;
   }
 }
 
