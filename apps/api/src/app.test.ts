@@ -170,8 +170,9 @@ describe('queue, timeout, key, rate limit, logs', () => {
   });
 
   it('answers 504 when a request outlives its time limit', async () => {
-    const { app } = await serve({ limits: { maxMessageChars: 500, requestTimeoutMs: 20 } }, { maxWaitMs: 200 });
-    const res = await chat(app, { message: '안녕' });
+    const { app } = await serve({ limits: { maxMessageChars: 500, requestTimeoutMs: 5 } });
+    // 39 decoder steps, each followed by a turn of the event loop, outlast 5 ms.
+    const res = await chat(app, { message: '안녕', decoding: { minNewTokens: 39, maxNewTokens: 39 } });
     expect(res.statusCode).toBe(504);
     expect(res.json().error.code).toBe('timeout');
   });
