@@ -20,7 +20,7 @@
  *
  * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
  * --duration S (10), --warmup S (2), --requests N (50), --clients 1,8,32,
- * --max-batch (32), --max-wait-ms (5), --only latency|throughput,
+ * --max-batch (32), --max-wait-ms (2), --only latency|throughput,
  * --no-reference, --recorded-reference.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -465,7 +465,7 @@ export async function benchServe(argv: string[]): Promise<void> {
       requests: { type: 'string', default: '50' },
       clients: { type: 'string', default: '1,8,32' },
       'max-batch': { type: 'string', default: '32' },
-      'max-wait-ms': { type: 'string', default: '5' },
+      'max-wait-ms': { type: 'string', default: '2' },
       only: { type: 'string' },
       'no-reference': { type: 'boolean', default: false },
       'recorded-reference': { type: 'boolean', default: false },

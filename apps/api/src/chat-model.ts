@@ -10,13 +10,13 @@ export interface BatchingOptions {
   batching: boolean;
   /** Most requests decoded as one batch. */
   maxBatch: number;
-  /** How long the first request of a batch waits for others. */
+  /** How long the first request of a batch waits for others while the decoder is idle. */
   maxWaitMs: number;
   /** Requests waiting beyond the one decoding; more are refused (HTTP 503). */
   maxQueue: number;
 }
 
-export const DEFAULT_BATCHING: BatchingOptions = { batching: true, maxBatch: 32, maxWaitMs: 5, maxQueue: 256 };
+export const DEFAULT_BATCHING: BatchingOptions = { batching: true, maxBatch: 32, maxWaitMs: 2, maxQueue: 256 };
 
 export interface ReplyOptions {
   /** Aborting it (timeout, client gone) abandons the request, queued or decoding. */

@@ -131,28 +131,36 @@ describe('DecodeBatcher on a tiny trained model', () => {
       const first = [long, ...short].map((r, i) => batcher.submit(r).then((out) => (order.push(i === 0 ? 'long' : 'short'), out)));
       const shortDone = await Promise.all(first.slice(1));
       expect(batcher.inFlight).toBe(1);
-      // A request arriving now starts beside the long reply (after its 1 ms window), not after it.
-      const late = { source: sources[4]!, options: { maxNewTokens: 3 } };
-      const lateOut = await batcher.submit(late);
+      // Two requests arriving now half fill the three free places: they start beside the long reply, not after it.
+      const late = sources.slice(4, 6).map((source) => ({ source, options: { maxNewTokens: 3, minNewTokens: 30 } }));
+      const lateOut = await Promise.all(late.map((r) => batcher.submit(r)));
       order.push('late');
       const longOut = await first[0]!;
       expect(order).toEqual(['short', 'short', 'short', 'late', 'long']);
-      expectAlone([longOut, ...shortDone, lateOut], [long, ...short, late]);
-      // 4 rows until the short ones end, then the long one alone (compacted), beside the late batch of 1.
+      expectAlone([longOut, ...shortDone, ...lateOut], [long, ...short, ...late]);
+      // 4 rows until the short ones end, then the long one alone (its finished neighbours gathered out), beside the late pair.
       expect(widths.slice(0, 3)).toEqual([4, 4, 4]);
       expect(widths.filter((w) => w === 1).length).toBeGreaterThan(20);
-      expect(Math.max(...widths.slice(3))).toBe(1);
+      expect(Math.max(...widths.slice(3))).toBe(2);
       await batcher.close();
     } finally {
       spy.mockRestore();
     }
   });
 
-  it('starts a lone request at once instead of waiting out maxWaitMs', async () => {
-    const batcher = new DecodeBatcher(model, { maxWaitMs: 10_000 });
+  it('keeps a lone request waiting maxWaitMs for company, and no longer', async () => {
+    const sizes: number[] = [];
+    const batcher = new DecodeBatcher(model, { maxWaitMs: 300, onBatch: (size) => sizes.push(size) });
     const started = performance.now();
-    await batcher.submit({ source: sources[0]!, options: { maxNewTokens: 3 } });
-    expect(performance.now() - started).toBeLessThan(5_000);
+    const first = batcher.submit({ source: sources[0]!, options: { maxNewTokens: 3 } });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const company = batcher.submit({ source: sources[1]!, options: { maxNewTokens: 3 } });
+    await Promise.all([first, company]);
+    const waited = performance.now() - started;
+    expect(waited).toBeGreaterThanOrEqual(290);
+    expect(waited).toBeLessThan(5_000);
+    // The second came within the window and joined the first.
+    expect(sizes).toEqual([2]);
     await batcher.close();
   });
 

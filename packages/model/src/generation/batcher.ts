@@ -4,7 +4,7 @@ import { generateAsync, generationGroup, resolveGenerateOptions, type GenerateOp
 export interface DecodeBatcherOptions {
   /** Most requests decoded as one batch (beam search: each brings numBeams rows). Default 32. */
   maxBatch?: number;
-  /** How long the oldest waiting request waits for others to join its batch. Default 5. */
+  /** How long the oldest waiting request waits for others to join its batch while nothing decodes. Default 2. */
   maxWaitMs?: number;
   /** Most requests waiting (those decoding not counted); more are refused with QueueFullError. Default 256. */
   maxQueue?: number;
@@ -56,22 +56,23 @@ interface Wake {
   cancel: () => void;
 }
 
-const DEFAULTS = { maxBatch: 32, maxWaitMs: 5, maxQueue: 256 };
+const DEFAULTS = { maxBatch: 32, maxWaitMs: 2, maxQueue: 256 };
 
 /**
  * Gathers concurrent generation requests and decodes them together: one
  * encoder run and one decoder step per token for the whole batch instead of
  * one per request, which is where a server's throughput under load comes
- * from. A batch starts at once when nothing decodes; otherwise when its
- * oldest request has waited maxWaitMs or maxBatch compatible requests are
- * waiting. Requests whose options cannot share a batch go into separate
- * groups, each decoded as its own batch.
+ * from. While nothing decodes, a batch starts when its oldest request has
+ * waited maxWaitMs or a full batch of compatible requests is waiting.
+ * Requests whose options cannot share a batch go into separate groups, each
+ * decoded as its own batch.
  *
  * At most maxBatch requests decode at once. Each is answered as soon as its
- * own reply ends, not when its batch's longest does; the places it frees
- * admit a new batch, whose steps interleave with the running one's (the
- * model runs on one thread, so interleaving is all "at once" means). Every
- * request's result is what `generate` gives for its source alone.
+ * own reply ends, not when its batch's longest does; once the places freed
+ * can be half filled by waiting requests, those start as a new batch whose
+ * steps interleave with the running one's (the model runs on one thread, so
+ * interleaving is all "at once" means). Every request's result is what
+ * `generate` gives for its source alone.
  */
 export class DecodeBatcher {
   private readonly maxBatch: number;
@@ -202,6 +203,7 @@ export class DecodeBatcher {
     if (this.queue.length === 0 || !this.canStart()) return;
     const now = performance.now();
     const ready = this.readyGroup(now) !== undefined;
+    if (!ready && this.running > 0) return;
     const due = ready ? now : this.queue[0]!.arrivedAt + this.maxWaitMs;
     if (this.wake && this.wake.due <= due) return;
     this.wake?.cancel();
@@ -220,19 +222,22 @@ export class DecodeBatcher {
   }
 
   /**
-   * The group to decode next: the oldest request's when nothing decodes (an
-   * idle decoder gains nothing by waiting), once it has waited maxWaitMs, or
-   * when the batcher is closing; else the first group with maxBatch requests
-   * waiting.
+   * The group to decode next, or undefined to keep gathering. While nothing
+   * decodes: the oldest request's once it has waited maxWaitMs (at once when
+   * closing), or any group that fills a batch. While batches decode: a group
+   * that fills half the free places; fewer wait for the running batches to
+   * end, since a batch of one or two would only slow the others' steps.
    */
   private readyGroup(now: number): string | undefined {
     const oldest = this.queue[0];
     if (!oldest) return undefined;
-    if (this.closed || this.running === 0 || now - oldest.arrivedAt >= this.maxWaitMs) return oldest.group;
+    const free = this.maxBatch - this.decoding.size;
+    if (this.running === 0 && (this.closed || now - oldest.arrivedAt >= this.maxWaitMs)) return oldest.group;
+    const enough = this.running === 0 ? free : Math.ceil(free / 2);
     const counts = new Map<string, number>();
     for (const p of this.queue) {
       const count = (counts.get(p.group) ?? 0) + 1;
-      if (count >= this.maxBatch) return p.group;
+      if (count >= enough) return p.group;
       counts.set(p.group, count);
     }
     return undefined;

@@ -189,16 +189,31 @@ export function topIndices(row: Float32Array, k: number): number[] {
   return best;
 }
 
+/**
+ * log Σ exp(row), stably, in float64: the log-probability of token i is
+ * row[i] − logSumExp(row). Decoding needs it for one or a few tokens per row,
+ * so it pays to skip the whole log-softmax row (8,000 entries a step).
+ */
+export function logSumExp(row: Float32Array): number {
+  const n = row.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (row[i]! > max) max = row[i]!;
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(row[i]! - max);
+  return max + Math.log(sum);
+}
+
+/** The log-probability of `id` under softmax(row); −∞ for a forbidden token. */
+export function logProbability(row: Float32Array, id: number, logZ = logSumExp(row)): number {
+  return logZ === -Infinity ? -Infinity : row[id]! - logZ;
+}
+
 /** Numerically stable log-softmax of one row, in float64. */
 export function logSoftmax(row: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
+  const logZ = logSumExp(row);
   const out = new Float64Array(row.length);
-  if (max === -Infinity) return out.fill(-Infinity);
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const logZ = max + Math.log(sum);
-  for (let i = 0; i < row.length; i++) out[i] = row[i]! - logZ;
+  for (let i = 0; i < row.length; i++) out[i] = logProbability(row, i, logZ);
   return out;
 }
 

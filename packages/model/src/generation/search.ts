@@ -5,7 +5,8 @@ import type { DecodingState, Transformer } from '../transformer.js';
 import {
   argMax,
   LogitsProcessorList,
-  logSoftmax,
+  logProbability,
+  logSumExp,
   MinLengthProcessor,
   NoRepeatNgramProcessor,
   RepetitionPenaltyProcessor,
@@ -314,9 +315,9 @@ function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
 /**
  * Greedy decoding and sampling: one hypothesis per source, the whole batch
  * stepped together until every row has finished at its own limit. A
- * finished source is reported at once (onFinish), and once half the rows in
- * the cache are finished they are gathered out of it, so that a long reply
- * neither holds back the short ones nor makes every step pay for them.
+ * finished source is reported at once (onFinish), and its row is gathered
+ * out of the cache before the next step, so that a long reply neither holds
+ * back the short ones nor makes every step pay for them.
  */
 function* decodeBatch(
   model: Transformer,
@@ -347,7 +348,8 @@ function* decodeBatch(
     for (const b of abandoned(done, hooks)) finish(b);
     if (!done.includes(false)) break;
     const live = rows.flatMap((b, r) => (done[b] ? [] : [r]));
-    if (live.length * 2 <= rows.length) {
+    // Gathering the cache rows costs far less than a step's vocabulary projection for a finished row.
+    if (live.length < rows.length) {
       selectRows(model, state, live);
       rows = live.map((r) => rows[r]!);
       fed = live.map((r) => fed[r]!);
@@ -355,11 +357,10 @@ function* decodeBatch(
     const logits = stepRows(model, state, fed);
     fed = logits.map((row, r) => {
       const b = rows[r]!;
-      // A finished row still occupies its place until compaction; what it is fed no longer matters.
       if (done[b]) return eosId;
       processors.process([generated[b]!], [row]);
       const id = choose(b, row);
-      outputs[b]!.score += logSoftmax(row)[id]!;
+      outputs[b]!.score += logProbability(row, id);
       generated[b]!.push(id);
       const reason = stopping[b]!.check(generated[b]!);
       if (reason !== 'eos') hooks.onToken?.(b, id);
@@ -463,9 +464,10 @@ function* beamSearch(
       // 2K candidates guarantee K live ones even if K of them are EOS.
       const candidates: { j: number; id: number; sum: number }[] = [];
       beamRows.forEach((row, j) => {
-        const logProbs = logSoftmax(row);
+        const logZ = logSumExp(row);
         for (const id of topIndices(row, Math.min(2 * K, row.length))) {
-          if (logProbs[id]! > -Infinity) candidates.push({ j, id, sum: beams[j]!.sum + logProbs[id]! });
+          const logProb = logProbability(row, id, logZ);
+          if (logProb > -Infinity) candidates.push({ j, id, sum: beams[j]!.sum + logProb });
         }
       });
       // Stable sort: ties stay in (beam, token id) order, as argmax breaks them.
