@@ -190,14 +190,15 @@ export function topIndices(row: Float32Array, k: number): number[] {
 }
 
 /**
- * log Σ exp(row), stably, in float64: the log-probability of token i is
+ * log Σ exp(row), stably, in float64 (`knownMax`: the row's maximum, if known): the log-probability of token i is
  * row[i] − logSumExp(row). Decoding needs it for one or a few tokens per row,
  * so it pays to skip the whole log-softmax row (8,000 entries a step).
  */
-export function logSumExp(row: Float32Array): number {
+export function logSumExp(row: Float32Array, knownMax?: number): number {
   const n = row.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (row[i]! > max) max = row[i]!;
+  let max = knownMax ?? -Infinity;
+  // Greedy decoding has just found the maximum: one pass fewer over the row.
+  if (knownMax === undefined) for (let i = 0; i < n; i++) if (row[i]! > max) max = row[i]!;
   if (max === -Infinity) return -Infinity;
   let sum = 0;
   for (let i = 0; i < n; i++) sum += Math.exp(row[i]! - max);

@@ -218,7 +218,7 @@ function* generationSteps(model: Transformer, sources: readonly (readonly number
             return sampleIndex(warped, rngs[b]!.next());
           }
         : (_b: number, row: Float32Array): number => argMax(row);
-    return yield* decodeBatch(model, state, plan.limits, processors, choose, hooks);
+    return yield* decodeBatch(model, state, plan.limits, processors, choose, o.strategy === 'greedy', hooks);
   } finally {
     model.disposeDecoding(state);
   }
@@ -325,6 +325,7 @@ function* decodeBatch(
   limits: readonly number[],
   processors: LogitsProcessorList,
   choose: (b: number, row: Float32Array) => number,
+  choosesMax: boolean,
   hooks: GenerationHooks,
 ): Generator<void, GenerateOutput[], void> {
   const { bosId, eosId } = model.config;
@@ -360,7 +361,7 @@ function* decodeBatch(
       if (done[b]) return eosId;
       processors.process([generated[b]!], [row]);
       const id = choose(b, row);
-      outputs[b]!.score += logProbability(row, id);
+      outputs[b]!.score += logProbability(row, id, logSumExp(row, choosesMax ? row[id] : undefined));
       generated[b]!.push(id);
       const reason = stopping[b]!.check(generated[b]!);
       if (reason !== 'eos') hooks.onToken?.(b, id);
