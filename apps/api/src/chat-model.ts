@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import { basename, join, resolve } from 'node:path';
-import { normalizeText } from '@hanmadi/corpus';
 import { DecodeBatcher, loadModel, TOKENIZER_FILE, type FinishReason, type GenerateOptions, type ModelConfig, type Transformer } from '@hanmadi/model';
 import { Tokenizer } from '@hanmadi/tokenizer';
 import { TextStreamer } from './text-streamer.js';
@@ -99,7 +98,8 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
 
   /** The model's reply to one message; rejects on a full queue, an abort or a closed model. */
   async reply(message: string, decoding: GenerateOptions, options: ReplyOptions = {}): Promise<Reply> {
-    const source = this.tokenizer.encode(normalizeText(message));
+    // The tokenizer normalises (NFC, whitespace) as it encodes.
+    const source = this.tokenizer.encode(message);
     const streamer = options.onText ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText) : undefined;
     const out = await this.batcher.submit({
       source,

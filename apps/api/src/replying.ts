@@ -23,7 +23,7 @@ const RETRY_AFTER_S = '1';
  * empty, within the limit (413, naming the limit, when longer).
  */
 export function checkMessage(raw: string, param: string, limits: ReplyLimits): string {
-  const message = normalizeText(raw.normalize('NFC'));
+  const message = normalizeText(raw);
   if (message === '') throw new ApiError(400, `${param}: must contain some text`, param, 'empty_message');
   if ([...message].length > limits.maxMessageChars) {
     throw new ApiError(413, `${param}: longer than the limit of ${limits.maxMessageChars} characters`, param, 'message_too_long');

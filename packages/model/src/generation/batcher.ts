@@ -280,7 +280,7 @@ export class DecodeBatcher {
       // generateAsync has disposed its decoding state; nothing of this batch can be trusted.
       for (const p of batch) this.settle(p, () => p.reject(error));
     } finally {
-      for (const p of batch) this.decoding.delete(p);
+      // Every request of the batch is settled by now, and settling took it out of `decoding`.
       this.running--;
       this.pump();
       this.notifyIfIdle();

@@ -283,12 +283,13 @@ function sampleIndex(row: Float32Array, u: number): number {
   return last;
 }
 
-/** One cached decoder step; → a copy of the logits as one Float32Array row per batch row. */
+/** One cached decoder step; → the logits as one Float32Array row per batch row, free for processors to change. */
 function stepRows(model: Transformer, state: DecodingState, tokens: readonly number[]): Float32Array[] {
   const logits = tf.tidy(() => model.step(state, tf.tensor1d(tokens as number[], 'int32'))); // [B, V]
   let data: Float32Array;
   try {
-    data = Float32Array.from(logits.dataSync());
+    // Once `logits` is disposed its array belongs to no tensor (the step keeps nothing that shares it), so processors may write to it.
+    data = logits.dataSync() as Float32Array;
   } finally {
     logits.dispose();
   }
