@@ -61,8 +61,8 @@ interface WorkerInit {
 interface ServerStats {
   inFlight: number;
   queueLength: number;
-  batches: number;
-  batchedRequests: number;
+  steps: number;
+  stepRequests: number;
 }
 
 type ToWorker = { type: 'stats'; reset: boolean } | { type: 'close' };
@@ -114,11 +114,11 @@ async function serveInWorker(spec: ServerSpec): Promise<void> {
       },
       log,
     );
-    let batches = 0;
-    let batchedRequests = 0;
-    server.model.on('batch', (size) => {
-      batches++;
-      batchedRequests += size;
+    let steps = 0;
+    let stepRequests = 0;
+    server.model.on('step', (requests) => {
+      steps++;
+      stepRequests += requests;
     });
     await server.ready;
     collecting = false;
@@ -126,8 +126,8 @@ async function serveInWorker(spec: ServerSpec): Promise<void> {
     port.postMessage({ type: 'ready', url: server.url, modelId: server.model.id, backend: tf.getBackend(), backendLine } satisfies FromWorker);
     port.on('message', (message: ToWorker) => {
       if (message.type === 'stats') {
-        port.postMessage({ type: 'stats', stats: { inFlight: server.model.inFlight, queueLength: server.model.queueLength, batches, batchedRequests } } satisfies FromWorker);
-        if (message.reset) batches = batchedRequests = 0;
+        port.postMessage({ type: 'stats', stats: { inFlight: server.model.inFlight, queueLength: server.model.queueLength, steps, stepRequests } } satisfies FromWorker);
+        if (message.reset) steps = stepRequests = 0;
       } else {
         void server.close().then(
           () => port.postMessage({ type: 'closed' } satisfies FromWorker),
@@ -306,6 +306,7 @@ interface LoadRow {
   errors: number;
   non2xx: number;
   tokensPerReply: number;
+  /** Mean requests per decoder step. */
   meanBatch: number;
 }
 
@@ -342,7 +343,7 @@ async function runLoad(server: ServerThread, questions: readonly string[], conne
     errors: result.errors,
     non2xx: result.non2xx,
     tokensPerReply: replies ? tokens / replies : 0,
-    meanBatch: stats.batches ? stats.batchedRequests / stats.batches : 0,
+    meanBatch: stats.steps ? stats.stepRequests / stats.steps : 0,
   };
 }
 
@@ -615,7 +616,7 @@ export async function benchServe(argv: string[]): Promise<void> {
       const off = results.off[i]!;
       table.push([String(c), on.rps.toFixed(1), String(on.p50), String(on.p99), errs(on), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), String(off.p50), String(off.p99), errs(off), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`]);
     });
-    console.log(`\nthroughput, batching on vs off (req/s: 2xx replies per second; p50/p99: client latency in ms; batch: mean requests per decoded batch)`);
+    console.log(`\nthroughput, batching on vs off (req/s: 2xx replies per second; p50/p99: client latency in ms; batch: mean requests per decoder step)`);
     printTable(table);
     const top = clients.indexOf(32) >= 0 ? clients.indexOf(32) : clients.length - 1;
     const on = results.on[top]!;

@@ -217,7 +217,7 @@ describe('queue, timeout, key, rate limit, logs', () => {
 });
 
 describe('GET /metrics', () => {
-  it('exposes latency, generated tokens, queue length and batch sizes', async () => {
+  it('exposes latency, generated tokens, queue length, batch sizes and requests per decoder step', async () => {
     const { app } = await serve();
     await Promise.all(Array.from({ length: 4 }, () => chat(app, { message: '배고파', decoding: { maxNewTokens: 4 } })));
     const res = await app.inject('/metrics');
@@ -229,5 +229,11 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/hanmadi_queue_length 0/);
     // Warm-up ran before the app existed: the batches hold exactly the four requests.
     expect(Number(/hanmadi_batch_size_sum (\d+)/.exec(text)?.[1])).toBe(4);
+    // Each of the four requests takes one step at least and four at most (maxNewTokens 4).
+    const steps = Number(/hanmadi_decode_step_requests_count (\d+)/.exec(text)?.[1]);
+    const requestSteps = Number(/hanmadi_decode_step_requests_sum (\d+)/.exec(text)?.[1]);
+    expect(steps).toBeGreaterThanOrEqual(1);
+    expect(requestSteps).toBeGreaterThanOrEqual(4);
+    expect(requestSteps).toBeLessThanOrEqual(16);
   });
 });

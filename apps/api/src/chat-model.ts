@@ -33,7 +33,10 @@ export interface Reply {
 }
 
 interface ChatModelEvents {
+  /** Requests that started a batch, or joined a running one, together. */
   batch: [size: number];
+  /** Requests decoded by one decoder step. */
+  step: [requests: number];
   tokens: [count: number];
 }
 
@@ -54,7 +57,7 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
     batching: BatchingOptions,
   ) {
     super();
-    this.batcher = new DecodeBatcher(model, { ...batching, onBatch: (size) => this.emit('batch', size) });
+    this.batcher = new DecodeBatcher(model, { ...batching, onBatch: (size) => this.emit('batch', size), onStep: (requests) => this.emit('step', requests) });
   }
 
   /** Loads a model directory (a run directory of `pnpm train` serves its best model). */

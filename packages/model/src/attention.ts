@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as kernel from './kernels.js';
 import { batchMatMul, dense, denseWeights, linear, type DenseWeights } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
 
@@ -54,7 +55,7 @@ export function scaledDotProductAttention(
  */
 function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor | undefined): tf.Tensor4D {
   const scores = batchMatMul<tf.Tensor4D>(q, k, false, true); // [B, h, Lq, Lk]
-  return batchMatMul<tf.Tensor4D>(tf.softmax(mask === undefined ? scores : tf.add(scores, mask)), v); // [B, h, Lq, dk]
+  return batchMatMul<tf.Tensor4D>(kernel.softmax(mask === undefined ? scores : kernel.add<tf.Tensor4D>(scores, mask)), v); // [B, h, Lq, dk]
 }
 
 /** Keys and values of one attention layer, [B, h, L, dk] each: the decoder's cache entries. */
@@ -141,17 +142,20 @@ export class MultiHeadAttention {
   /** Inference projection of x [B·L, d] by fused weights into n groups of heads: n × [B, h, L, dk]. */
   private projectInference(x: tf.Tensor2D, which: 'qkv' | 'q' | 'kv', { batch, length }: SequenceShape): tf.Tensor4D[] {
     const groups = which.length; // one letter per projection
-    const y = dense(tf.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
+    const y = dense(kernel.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
     // With one position the head split is a pure reshape; no transpose kernel runs.
-    const heads = length === 1 ? tf.reshape(y, [batch, groups * this.heads, 1, this.dk]) : tf.transpose(tf.reshape(y, [batch, length, groups * this.heads, this.dk]), [0, 2, 1, 3]); // [B, n·h, L, dk]
-    return groups === 1 ? [heads as tf.Tensor4D] : (tf.split(heads, groups, 1) as tf.Tensor4D[]); // n × [B, h, L, dk]
+    const heads =
+      length === 1
+        ? kernel.reshape<tf.Tensor4D>(y, [batch, groups * this.heads, 1, this.dk])
+        : kernel.transpose<tf.Tensor4D>(kernel.reshape(y, [batch, length, groups * this.heads, this.dk]), [0, 2, 1, 3]); // [B, n·h, L, dk]
+    return groups === 1 ? [heads] : kernel.split<tf.Tensor4D>(heads, groups, 1); // n × [B, h, L, dk]
   }
 
   /** Inference merge of heads [B, h, L, dk] and W^O: → [B·L, d]. */
   private mergeInference(x: tf.Tensor4D): tf.Tensor2D {
     const [batch, , length] = x.shape;
-    const joined = length === 1 ? x : tf.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]
-    return tf.reshape(dense(tf.reshape(joined, [1, batch * length, this.dModel]), this.fused('out')), [batch * length, this.dModel]); // [B·L, d]
+    const joined = length === 1 ? x : kernel.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]
+    return kernel.reshape(dense(kernel.reshape(joined, [1, batch * length, this.dModel]), this.fused('out')), [batch * length, this.dModel]); // [B·L, d]
   }
 
   /** Self-attention over x [B·L, d] with an additive mask; → [B·L, d]. */
@@ -168,14 +172,15 @@ export class MultiHeadAttention {
 
   /**
    * One decoding step of self-attention with cached keys and values: x [B, d]
-   * holds the newest position, `past` the earlier ones (or none at step 0).
+   * holds the newest position, `past` the earlier ones (or none at step 0),
+   * `mask` [B, 1, 1, t+1] hides slots a row must not see (see joinDecoding).
    * Returns the output [B, d] and the cache extended by this position.
    */
-  selfAttentionStep(x: tf.Tensor2D, past: KeyValue | undefined): { output: tf.Tensor2D; cache: KeyValue } {
+  selfAttentionStep(x: tf.Tensor2D, past: KeyValue | undefined, mask?: tf.Tensor4D): { output: tf.Tensor2D; cache: KeyValue } {
     const [q, k, v] = this.projectInference(x, 'qkv', { batch: x.shape[0], length: 1 }) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]; // [B, h, 1, dk] each
-    const cache = past === undefined ? { k, v } : { k: tf.concat([past.k, k], 2), v: tf.concat([past.v, v], 2) }; // [B, h, t+1, dk]
-    // The newest position may see every cached one: no mask is needed.
-    return { output: this.mergeInference(attend(q, cache.k, cache.v, undefined)), cache };
+    const cache = past === undefined ? { k, v } : { k: kernel.concat<tf.Tensor4D>([past.k, k], 2), v: kernel.concat<tf.Tensor4D>([past.v, v], 2) }; // [B, h, t+1, dk]
+    // The newest position may see every earlier one of its own row: a mask only hides slots from before a row joined.
+    return { output: this.mergeInference(attend(q, cache.k, cache.v, mask)), cache };
   }
 
   /** Keys and values of the encoder output [B·S, d], computed once per source. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
+import * as kernel from './kernels.js';
 import { batchMatMul, customOp, dense, denseWeights, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
 
@@ -39,12 +40,14 @@ export class LayerNorm {
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
     const [n, d] = x.shape;
     const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
+    const epsilon = this.params.constant(`epsilon.${this.epsilon}`, () => tf.scalar(this.epsilon));
     const centered =
       n <= LayerNorm.CENTRING_PRODUCT_ROWS
         ? batchMatMul<tf.Tensor2D>(x, this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D)) // [N, d]
         : tf.sub(x, batchMatMul(x, averager)); // [N, d]
-    const variance = batchMatMul<tf.Tensor2D>(tf.square(centered), averager); // [N, 1]
-    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), this.gamma), this.beta); // [N, d]
+    const variance = batchMatMul<tf.Tensor2D>(kernel.square(centered), averager); // [N, 1]
+    const normalized = kernel.mul(centered, kernel.rsqrt(kernel.add(variance, epsilon))); // [N, d]
+    return kernel.add(kernel.mul(normalized, this.gamma), this.beta); // [N, d]
   }
 }
 
@@ -98,8 +101,8 @@ export class PositionwiseFeedForward {
       // Both products as bare kernels on [1, N, ·]: the hidden layer never needs rank 2.
       const first = this.params.derived(`${this.prefix}.w1.inference`, () => ({ ...denseWeights([this.w1], [this.b1]) }));
       const second = this.params.derived(`${this.prefix}.w2.inference`, () => ({ ...denseWeights([this.w2], [this.b2]) }));
-      const hidden = dense(tf.reshape(x, [1, ...x.shape]), first, 'relu'); // [1, N, dff]
-      return tf.reshape(dense(hidden, second), x.shape); // [N, d]
+      const hidden = dense(kernel.reshape(x, [1, ...x.shape]), first, 'relu'); // [1, N, dff]
+      return kernel.reshape(dense(hidden, second), x.shape); // [N, d]
     }
     const hidden = linear(x, this.w1, this.b1, 'relu', pass.differentiable); // [N, dff]
     return linear(pass.dropout(hidden), this.w2, this.b2, undefined, pass.differentiable); // [N, d]
@@ -141,8 +144,10 @@ export class SublayerConnection {
   }
 
   apply(x: tf.Tensor2D, pass: ForwardPass, sublayer: (input: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
-    if (this.style === 'pre') return tf.add(x, pass.dropout(sublayer(this.norm.apply(x, pass)))); // [N, d]
-    return this.norm.apply(tf.add(x, pass.dropout(sublayer(x))), pass); // [N, d]
+    // Inference adds through the bare kernel; training needs the op's gradient.
+    const residual = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D => (pass.differentiable ? tf.add(a, b) : kernel.add(a, b)); // [N, d]
+    if (this.style === 'pre') return residual(x, pass.dropout(sublayer(this.norm.apply(x, pass)))); // [N, d]
+    return this.norm.apply(residual(x, pass.dropout(sublayer(x))), pass); // [N, d]
   }
 }
 
@@ -199,12 +204,16 @@ export class DecoderLayer {
     return this.sublayers[2].apply(h2, pass, (h) => this.ffn.apply(h, pass));
   }
 
-  /** One position y [B, d] with cached keys/values; returns its output [B, d] and the extended cache. */
-  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D | undefined, pass: ForwardPass): { output: tf.Tensor2D; cache: LayerCache } {
+  /**
+   * One position y [B, d] with cached keys/values; returns its output [B, d]
+   * and the extended cache. `cacheMask` [B, 1, 1, T + 1] hides cache slots
+   * from rows that joined after them.
+   */
+  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D | undefined, pass: ForwardPass, cacheMask?: tf.Tensor4D): { output: tf.Tensor2D; cache: LayerCache } {
     let self: KeyValue | undefined;
     const shape = { batch: y.shape[0], length: 1 };
     const h1 = this.sublayers[0].apply(y, pass, (h) => {
-      const r = this.selfAttn.selfAttentionStep(h, cache.self);
+      const r = this.selfAttn.selfAttentionStep(h, cache.self, cacheMask);
       self = r.cache;
       return r.output;
     });

@@ -80,6 +80,65 @@ describe('the tiny Transformer on wasm', () => {
     model.dispose();
   });
 
+  it('decodes rows that join a running decode, and rows left after others leave, as each would alone (max |Δ| ≤ 1e-4)', () => {
+    const tensorsBefore = tf.memory().numTensors;
+    const config = presetConfig('tiny', { vocabSize: VOCAB }, { maxLength: 40 });
+    const model = new Transformer(config, 6);
+    const rng = new Rng(8);
+    const randomToken = () => 4 + Math.floor(rng.next() * (VOCAB - 4));
+    // Sources of different lengths, so that joining pads the memory too; [steps joined at, source].
+    const plan: [number, number[]][] = [
+      [0, [5, 6]],
+      [3, [7, 8, 9, 10, 11, 12]],
+      [3, [13]],
+      [7, [14, 15, 16]],
+    ];
+    const alone = plan.map(([, src]) => {
+      const source = sourceTensor([src], config);
+      return { source, state: model.startDecoding(source) };
+    });
+    const first = sourceTensor([plan[0]![1]], config);
+    const state = model.startDecoding(first);
+    first.dispose();
+    // rows[r]: which source cache row r holds.
+    let rows = [0];
+    const prefix = plan.map(() => [config.bosId]);
+    let worst = 0;
+    for (let t = 0; t < 14; t++) {
+      const joining = plan.flatMap(([at], i) => (at === t && i > 0 ? [i] : []));
+      if (joining.length > 0) {
+        const source = sourceTensor(joining.map((i) => plan[i]![1]), config);
+        model.joinDecoding(state, source);
+        source.dispose();
+        rows = [...rows, ...joining];
+      }
+      // Source 0 leaves at step 10: the cache slots before the others joined are cut.
+      if (t === 10) {
+        model.selectRows(state, rows.flatMap((i, r) => (i === 0 ? [] : [r])));
+        rows = rows.filter((i) => i !== 0);
+        expect(state.position).toBe(10 - 3);
+      }
+      const fed = rows.map((i) => prefix[i]![prefix[i]!.length - 1]!);
+      const together = tf.tidy(() => model.step(state, tf.tensor1d(fed, 'int32'))); // [B, V]
+      rows.forEach((i, r) => {
+        const own = tf.tidy(() => model.step(alone[i]!.state, tf.tensor1d([fed[r]!], 'int32'))); // [1, V]
+        worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(together, [r, 0], [1, VOCAB]), own))).dataSync()[0]!));
+        own.dispose();
+        prefix[i]!.push(randomToken());
+      });
+      together.dispose();
+    }
+    expect(rows).toEqual([1, 2, 3]);
+    expect(worst).toBeLessThanOrEqual(1e-4);
+    model.disposeDecoding(state);
+    for (const a of alone) {
+      model.disposeDecoding(a.state);
+      a.source.dispose();
+    }
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
   it('holds the number of live tensors constant from step 10 to step 100 of training and of decoding', () => {
     const config = presetConfig('tiny', { vocabSize: VOCAB });
     const model = new Transformer(config, 2);

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
+import { MASKED, paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 import type { TensorBatch } from './batch.js';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { DecoderLayer, EncoderLayer, LayerNorm, positionalEncoding, type LayerCache } from './layers.js';
+import * as kernel from './kernels.js';
 import { crossEntropySum, LabelSmoothing } from './loss.js';
 import { batchMatMul, gatherRows, projectOnto, tidy } from './ops.js';
 import { ForwardPass, ParamStore } from './params.js';
@@ -14,9 +15,15 @@ import { Rng } from './random.js';
  * and the keys/values of the encoder output. Owned by the caller: dispose it.
  */
 export interface DecodingState {
-  /** Number of target positions already fed (the next token's position). */
+  /** Slots in each layer's self-attention cache: the steps taken since the oldest row's first. */
   position: number;
   batchSize: number;
+  /**
+   * Per row, the cache slot of its first position. Rows that joined a running
+   * decode (joinDecoding) start at a later slot; the slots before are zeros
+   * that a mask hides, and a row's own position is `position − firstSlot[r]`.
+   */
+  firstSlot: number[];
   sourceMask: tf.Tensor4D; // [B, 1, 1, S]
   /** False when no source has padding: the mask is all zeros and the steps skip it. Absent: assumed true. */
   sourcePadded?: boolean;
@@ -82,18 +89,37 @@ export class Transformer {
     if (offset + length > this.config.maxLength) {
       throw new RangeError(`sequence of ${offset + length} tokens is longer than the model's maxLength ${this.config.maxLength}`);
     }
-    const position = tf.slice(this.positions, [offset, 0], [length, dModel]); // [L, d]
     if (!pass.differentiable) {
-      // E·√d_model kept for inference saves a product per step; the values are the same.
-      const scaledTable = this.params.derived('embedding.scaled', () => tf.mul(this.embedding, Math.sqrt(dModel)) as tf.Tensor2D); // [V, d]
-      const rows = tf.gatherND(scaledTable, tf.reshape(ids, [batch * length, 1])) as tf.Tensor2D; // [B·L, d]
+      const position = kernel.slice<tf.Tensor2D>(this.positions, [offset, 0], [length, dModel]); // [L, d]
+      const rows = kernel.gatherNd<tf.Tensor2D>(this.scaledEmbedding(), kernel.reshape(ids, [batch * length, 1])); // [B·L, d]
       // One position broadcasts over the batch as it is; longer ones need the [B, L, d] view.
-      if (length === 1) return tf.add(rows, position); // [B, d]
-      return tf.reshape(tf.add(tf.reshape(rows, [batch, length, dModel]), position), [batch * length, dModel]); // [B·L, d]
+      if (length === 1) return kernel.add(rows, position); // [B, d]
+      return kernel.reshape(kernel.add(kernel.reshape(rows, [batch, length, dModel]), position), [batch * length, dModel]); // [B·L, d]
     }
+    const position = tf.slice(this.positions, [offset, 0], [length, dModel]); // [L, d]
     const tokens = gatherRows(this.embedding, tf.reshape(ids, [batch * length]), pass.differentiable); // [B·L, d]
     const scaled = tf.reshape(tf.mul(tokens, Math.sqrt(dModel)), [batch, length, dModel]); // [B, L, d]
     return pass.dropout(tf.reshape(tf.add(scaled, position), [batch * length, dModel])); // [B·L, d]
+  }
+
+  /** E·√d_model, kept for inference: a product per step saved, the values the same. → [V, d] */
+  private scaledEmbedding(): tf.Tensor2D {
+    return this.params.derived('embedding.scaled', () => tf.mul(this.embedding, Math.sqrt(this.config.dModel)) as tf.Tensor2D); // [V, d]
+  }
+
+  /**
+   * Embedding of one token per row, tokens int32 [B], each at its row's own
+   * position (rows that joined later are at earlier positions) → [B, d].
+   */
+  private embedStep(tokens: tf.Tensor1D, state: DecodingState): tf.Tensor2D {
+    const { batchSize, firstSlot, position } = state;
+    const first = firstSlot[0] ?? 0;
+    if (firstSlot.every((slot) => slot === first)) return this.embed(kernel.reshape(tokens, [batchSize, 1]), position - first, ForwardPass.inference); // [B, d]
+    const rowPositions = firstSlot.map((slot) => position - slot);
+    const last = Math.max(...rowPositions);
+    if (last >= this.config.maxLength) throw new RangeError(`sequence of ${last + 1} tokens is longer than the model's maxLength ${this.config.maxLength}`);
+    const rows = kernel.gatherNd<tf.Tensor2D>(this.scaledEmbedding(), kernel.reshape(tokens, [batchSize, 1])); // [B, d]
+    return kernel.add(rows, kernel.gatherNd(this.positions, tf.tensor2d(rowPositions, [batchSize, 1], 'int32'))); // [B, d]
   }
 
   /** The encoder stack over source ids [B, S]; → memory [B·S, d] and the source padding mask [B, 1, 1, S]. */
@@ -159,8 +185,52 @@ export class Transformer {
       const { memory, shape, sourceMask } = this.encode(source);
       const layers = this.decoderLayers.map((layer) => ({ self: undefined, memory: keepKeyValue(layer.crossAttn.memoryKeyValue(memory, shape, ForwardPass.inference)) }));
       const sourcePadded = (source.dataSync() as Int32Array).includes(this.config.padId);
-      return { position: 0, batchSize: source.shape[0], sourceMask: tf.keep(sourceMask), sourcePadded, layers };
+      const batchSize = source.shape[0];
+      return { position: 0, batchSize, firstSlot: new Array<number>(batchSize).fill(0), sourceMask: tf.keep(sourceMask), sourcePadded, layers };
     });
+  }
+
+  /**
+   * Adds the sources int32 [B', S'] to a running decode as rows B…B+B'−1,
+   * their first step the state's next: continuous batching, where a request
+   * need not wait for a batch to end. The new rows' self-attention caches are
+   * zeros up to now, hidden by a mask; sources of different lengths are padded
+   * to the longer and masked. Each row decodes exactly as it would alone.
+   */
+  joinDecoding(state: DecodingState, source: tf.Tensor2D): void {
+    const added = this.startDecoding(source);
+    const old = { layers: state.layers, sourceMask: state.sourceMask };
+    const slots = state.position;
+    const length = Math.max(old.sourceMask.shape[3], added.sourceMask.shape[3]);
+    // Pads axis 2 (keys/values) or 3 (masks) of a [B, ·, ·, ·] tensor up to the longer source.
+    const padTo = (t: tf.Tensor4D, axis: 2 | 3, value = 0): tf.Tensor4D => {
+      const missing = length - t.shape[axis];
+      if (missing === 0) return t;
+      const paddings: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+      paddings[axis] = [0, missing];
+      return tf.pad(t, paddings, value);
+    };
+    const joinRows = (a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D => kernel.concat([a, b], 0); // [B + B', ·, ·, ·]
+    try {
+      tf.tidy(() => {
+        state.layers = old.layers.map((layer, i) => {
+          const fresh = added.layers[i]!.memory;
+          const memory = keepKeyValue({ k: joinRows(padTo(layer.memory.k, 2), padTo(fresh.k, 2)), v: joinRows(padTo(layer.memory.v, 2), padTo(fresh.v, 2)) }); // [B + B', h, S, dk]
+          if (!layer.self) return { self: undefined, memory };
+          const [, heads, , dk] = layer.self.k.shape;
+          const empty = tf.zeros([added.batchSize, heads, slots, dk]) as tf.Tensor4D; // [B', h, T, dk]
+          return { self: keepKeyValue({ k: joinRows(layer.self.k, empty), v: joinRows(layer.self.v, empty) }), memory };
+        });
+        state.sourceMask = tf.keep(joinRows(padTo(old.sourceMask, 3, MASKED), padTo(added.sourceMask, 3, MASKED))); // [B + B', 1, 1, S]
+      });
+    } finally {
+      this.disposeDecoding(added);
+    }
+    state.sourcePadded = state.sourcePadded !== false || added.sourcePadded !== false || old.sourceMask.shape[3] !== added.sourceMask.shape[3];
+    state.firstSlot = [...state.firstSlot, ...new Array<number>(added.batchSize).fill(slots)];
+    state.batchSize += added.batchSize;
+    disposeLayers(old.layers);
+    old.sourceMask.dispose();
   }
 
   /**
@@ -171,12 +241,13 @@ export class Transformer {
   step(state: DecodingState, tokens: tf.Tensor1D): tf.Tensor2D {
     const pass = ForwardPass.inference;
     const { logits, layers } = tidy(() => {
-      let y = this.embed(tf.reshape(tokens, [state.batchSize, 1]), state.position, pass); // [B, d]
+      let y = this.embedStep(tokens, state); // [B, d]
       // An all-zero mask changes no score: adding it is a kernel per layer for nothing.
       const mask = state.sourcePadded === false ? undefined : state.sourceMask;
+      const selfMask = cacheMask(state); // [B, 1, 1, T + 1] or none
       const next: LayerCache[] = [];
       this.decoderLayers.forEach((layer, i) => {
-        const r = layer.step(y, state.layers[i]!, mask, pass);
+        const r = layer.step(y, state.layers[i]!, mask, pass, selfMask);
         y = r.output; // [B, d]
         next.push({ self: keepKeyValue(r.cache.self!), memory: r.cache.memory });
       });
@@ -188,16 +259,32 @@ export class Transformer {
     return logits;
   }
 
-  /** Keeps only the given rows of a decoding state (beam search reorders and prunes hypotheses). */
-  selectRows(state: DecodingState, rows: tf.Tensor1D): void {
-    const pick = (kv: KeyValue): KeyValue => keepKeyValue({ k: tf.gather(kv.k, rows), v: tf.gather(kv.v, rows) });
+  /**
+   * Keeps only the given rows of a decoding state, in that order (beam search
+   * reorders and prunes hypotheses; finished rows leave). Cache slots that
+   * no row kept can still see are cut off.
+   */
+  selectRows(state: DecodingState, rows: readonly number[]): void {
+    const firstSlot = rows.map((r) => state.firstSlot[r]!);
+    const cut = firstSlot.length === 0 ? 0 : Math.min(...firstSlot);
     const old = state.layers;
     const oldMask = state.sourceMask;
     tf.tidy(() => {
-      state.layers = old.map((l) => ({ self: l.self && pick(l.self), memory: pick(l.memory) }));
-      state.sourceMask = tf.keep(tf.gather(oldMask, rows));
+      const index = tf.tensor1d(rows as number[], 'int32'); // [B']
+      const kept = state.position - cut;
+      const pick = (t: tf.Tensor4D, fromSlot = 0): tf.Tensor4D => {
+        const picked = tf.gather(t, index); // [B', ·, ·, ·]
+        return fromSlot === 0 ? picked : kernel.slice(picked, [0, 0, fromSlot, 0], [rows.length, t.shape[1], kept, t.shape[3]]); // [B', h, T − cut, dk]
+      };
+      state.layers = old.map((l) => ({
+        self: l.self && keepKeyValue({ k: pick(l.self.k, cut), v: pick(l.self.v, cut) }),
+        memory: keepKeyValue({ k: pick(l.memory.k), v: pick(l.memory.v) }),
+      }));
+      state.sourceMask = tf.keep(tf.gather(oldMask, index));
     });
-    state.batchSize = rows.shape[0];
+    state.batchSize = rows.length;
+    state.firstSlot = firstSlot.map((slot) => slot - cut);
+    state.position -= cut;
     disposeLayers(old);
     oldMask.dispose();
   }
@@ -212,6 +299,20 @@ export class Transformer {
     this.params.dispose();
     this.positions.dispose();
   }
+}
+
+/**
+ * Additive mask over the self-attention cache plus the slot a step adds,
+ * [B, 1, 1, T + 1]: a row that joined at slot f sees only slots ≥ f. None
+ * while every row started together.
+ */
+function cacheMask(state: DecodingState): tf.Tensor4D | undefined {
+  const { batchSize, firstSlot } = state;
+  if (firstSlot.every((slot) => slot === 0)) return undefined;
+  const slots = state.position + 1;
+  const values = new Float32Array(batchSize * slots);
+  firstSlot.forEach((first, r) => values.fill(MASKED, r * slots, r * slots + first));
+  return tf.tensor4d(values, [batchSize, 1, 1, slots]);
 }
 
 function keepKeyValue(kv: KeyValue): KeyValue {

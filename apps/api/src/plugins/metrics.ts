@@ -31,7 +31,13 @@ const metricsPluginBody: FastifyPluginAsync<MetricsOptions> = async (app, { mode
   const tokens = new Counter({ name: 'hanmadi_generated_tokens_total', help: 'Tokens generated (EOS not counted)', registers: [registry] });
   const batchSize = new Histogram({
     name: 'hanmadi_batch_size',
-    help: 'Requests decoded together in one batch',
+    help: 'Requests that started a batch, or joined a running one, together',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [registry],
+  });
+  const stepSize = new Histogram({
+    name: 'hanmadi_decode_step_requests',
+    help: 'Requests decoded together by one decoder step',
     buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [registry],
   });
@@ -54,11 +60,14 @@ const metricsPluginBody: FastifyPluginAsync<MetricsOptions> = async (app, { mode
 
   const onTokens = (count: number) => tokens.inc(count);
   const onBatch = (size: number) => batchSize.observe(size);
+  const onStep = (requests: number) => stepSize.observe(requests);
   model.on('tokens', onTokens);
   model.on('batch', onBatch);
+  model.on('step', onStep);
   app.addHook('onClose', async () => {
     model.off('tokens', onTokens);
     model.off('batch', onBatch);
+    model.off('step', onStep);
   });
 
   app.addHook('onRequest', async (request) => {

@@ -115,37 +115,80 @@ describe('DecodeBatcher on a tiny trained model', () => {
     await Promise.all([batched.close(), unbatched.close(), eager.close()]);
   });
 
-  it('answers each request when its own reply ends, drops finished rows, and starts a batch in the places they free', async () => {
+  it.each<[string, GenerateOptions]>([
+    ['greedy', {}],
+    ['beam 1', { strategy: 'beam', numBeams: 1 }],
+  ])('answers each request when its own reply ends, drops finished rows, and fills the places they free (%s)', async (name, options) => {
     const widths: number[] = [];
     const spy = vi.spyOn(model, 'step').mockImplementation(function (this: Transformer, ...args) {
       widths.push(args[1].shape[0]);
       return Transformer.prototype.step.apply(this, args);
     });
     try {
-      const batcher = new DecodeBatcher(model, { maxBatch: 4, maxWaitMs: 1 });
+      const starts: number[] = [];
+      const batcher = new DecodeBatcher(model, { maxBatch: 4, maxWaitMs: 1, onBatch: (size) => starts.push(size) });
       // Three short replies and one long: the long one's batch must not hold them back.
       // One minimum length for all keeps them in one group; only the limits differ.
-      const long = { source: unseen[0]!, options: { maxNewTokens: 30, minNewTokens: 30 } };
-      const short = sources.slice(0, 3).map((source) => ({ source, options: { maxNewTokens: 3, minNewTokens: 30 } }));
+      const long = { source: unseen[0]!, options: { ...options, maxNewTokens: 30, minNewTokens: 30 } };
+      const short = sources.slice(0, 3).map((source) => ({ source, options: { ...options, maxNewTokens: 3, minNewTokens: 30 } }));
       const order: string[] = [];
       const first = [long, ...short].map((r, i) => batcher.submit(r).then((out) => (order.push(i === 0 ? 'long' : 'short'), out)));
       const shortDone = await Promise.all(first.slice(1));
       expect(batcher.inFlight).toBe(1);
-      // Two requests arriving now half fill the three free places: they start beside the long reply, not after it.
-      const late = sources.slice(4, 6).map((source) => ({ source, options: { maxNewTokens: 3, minNewTokens: 30 } }));
+      // Two requests arriving now take two of the three free places at once, not after the long reply.
+      const late = sources.slice(4, 6).map((source) => ({ source, options: { ...options, maxNewTokens: 3, minNewTokens: 30 } }));
       const lateOut = await Promise.all(late.map((r) => batcher.submit(r)));
       order.push('late');
       const longOut = await first[0]!;
+      const stepped = [...widths];
       expect(order).toEqual(['short', 'short', 'short', 'late', 'long']);
       expectAlone([longOut, ...shortDone, ...lateOut], [long, ...short, ...late]);
-      // 4 rows until the short ones end, then the long one alone (its finished neighbours gathered out), beside the late pair.
-      expect(widths.slice(0, 3)).toEqual([4, 4, 4]);
-      expect(widths.filter((w) => w === 1).length).toBeGreaterThan(20);
-      expect(Math.max(...widths.slice(3))).toBe(2);
+      expect(starts).toEqual([4, 2]);
+      expect(stepped.slice(0, 3)).toEqual([4, 4, 4]);
+      if (name === 'greedy') {
+        // Continuous: the finished rows leave, the late pair joins the long reply's batch for its
+        // three steps, and the long one goes on alone.
+        expect(stepped).toEqual([4, 4, 4, 3, 3, 3, ...new Array<number>(24).fill(1)]);
+      } else {
+        // Beam search batches are fixed: the late pair decodes as a batch of its own, its three steps
+        // interleaved with the long one's.
+        expect(stepped.filter((w) => w === 2)).toHaveLength(3);
+        expect(stepped).toHaveLength(33);
+      }
       await batcher.close();
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('lets requests that arrive while a greedy batch decodes join it, so that a closed loop of clients keeps one full batch', async () => {
+    const widths: number[] = [];
+    const batcher = new DecodeBatcher(model, { maxBatch: 6, maxWaitMs: 0, onStep: (rows) => widths.push(rows) });
+    const joins = vi.spyOn(model, 'joinDecoding');
+    // Six clients, each sending its next request as soon as its reply comes, 5 requests each.
+    const replies: { i: number; out: GenerateOutput }[] = [];
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, client) => {
+        for (let k = 0; k < 5; k++) {
+          const i = (client * 5 + k) % all.length;
+          replies.push({ i, out: await batcher.submit({ source: all[i]!, options: { maxNewTokens: 8 } }) });
+        }
+      }),
+    );
+    const joinCalls = joins.mock.calls.length;
+    joins.mockRestore();
+    expect(replies).toHaveLength(30);
+    for (const { i, out } of replies) {
+      const [alone] = generate(model, [all[i]!], { maxNewTokens: 8 });
+      expect(out.tokens).toEqual(alone!.tokens);
+      expect(out.finishReason).toBe(alone!.finishReason);
+      expect(out.score).toBeCloseTo(alone!.score, 3);
+    }
+    // Newcomers joined the running batch rather than waiting for it to end, so that it stayed mostly full.
+    expect(joinCalls).toBeGreaterThan(5);
+    expect(Math.max(...widths)).toBe(6);
+    expect(widths.reduce((a, b) => a + b, 0) / widths.length).toBeGreaterThan(4);
+    await batcher.close();
   });
 
   it('keeps a lone request waiting maxWaitMs for company, and no longer', async () => {

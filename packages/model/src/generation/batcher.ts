@@ -1,5 +1,6 @@
 import type { Transformer } from '../transformer.js';
 import { generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions, type GenerateOutput, type ResolvedGenerateOptions } from './search.js';
+import type { JoiningSource } from './streamers.js';
 
 export interface DecodeBatcherOptions {
   /** Most requests decoded as one batch (beam search: each brings numBeams rows). Default 32. */
@@ -10,8 +11,14 @@ export interface DecodeBatcherOptions {
   maxQueue?: number;
   /** False: every request is decoded alone, one at a time (the benchmark's "batching off"). Default true. */
   batching?: boolean;
-  /** Called as each batch starts, with its size and its group (see generationGroup). A throw fails that batch. */
+  /**
+   * Called as each batch starts, and as requests join a running one, with the
+   * number of requests taken and their group (see generationGroup). A throw
+   * fails that batch.
+   */
   onBatch?: (size: number, group: string) => void;
+  /** Called before each decoder step with the requests it decodes (beam search: sources, not rows). */
+  onStep?: (requests: number) => void;
 }
 
 export interface DecodeRequest {
@@ -60,25 +67,30 @@ const DEFAULTS = { maxBatch: 32, maxWaitMs: 2, maxQueue: 256 };
 
 /**
  * Gathers concurrent generation requests and decodes them together: one
- * encoder run and one decoder step per token for the whole batch instead of
- * one per request, which is where a server's throughput under load comes
- * from. While nothing decodes, a batch starts when its oldest request has
- * waited maxWaitMs or a full batch of compatible requests is waiting.
- * Requests whose options cannot share a batch go into separate groups, each
- * decoded as its own batch.
+ * decoder step per token for the whole batch instead of one per request,
+ * which is where a server's throughput under load comes from. While nothing
+ * decodes, a batch starts when its oldest request has waited maxWaitMs or a
+ * full batch of compatible requests is waiting. Requests whose options
+ * cannot share a batch go into separate groups, each decoded as its own batch.
  *
- * At most maxBatch requests decode at once. Each is answered as soon as its
- * own reply ends, not when its batch's longest does; once the places freed
- * can be half filled by waiting requests, those start as a new batch whose
- * steps interleave with the running one's (the model runs on one thread, so
- * interleaving is all "at once" means). Every request's result is what
- * `generate` gives for its source alone.
+ * At most maxBatch requests decode at once, and each is answered as soon as
+ * its own reply ends, not when its batch's longest does. Greedy and sampling
+ * batches are continuous: a request of the same group that arrives while
+ * one decodes joins it at the next step (the generation's join hook), so
+ * that a running batch stays full. Beam search batches are fixed; once the
+ * places freed can be half filled by waiting requests, those start as a new
+ * batch whose steps interleave with the running one's (the model runs on one
+ * thread, so interleaving is all "at once" means). Every request's result
+ * is what `generate` gives for its source alone.
  */
 export class DecodeBatcher {
   private readonly maxBatch: number;
   private readonly maxWaitMs: number;
   private readonly maxQueue: number;
   private readonly onBatch: ((size: number, group: string) => void) | undefined;
+  private readonly onStep: ((requests: number) => void) | undefined;
+  /** Groups of the running continuous batches: their waiting requests join at the next step. */
+  private readonly joinable = new Set<string>();
   private readonly queue: Pending[] = [];
   /** Requests taken into a batch and not yet settled. */
   private readonly decoding = new Set<Pending>();
@@ -97,6 +109,7 @@ export class DecodeBatcher {
     this.maxWaitMs = batching ? (options.maxWaitMs ?? DEFAULTS.maxWaitMs) : 0;
     this.maxQueue = options.maxQueue ?? DEFAULTS.maxQueue;
     this.onBatch = options.onBatch;
+    this.onStep = options.onStep;
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer, got ${this.maxBatch}`);
     if (!(this.maxWaitMs >= 0) || !Number.isFinite(this.maxWaitMs)) throw new RangeError(`maxWaitMs must be a non-negative number, got ${this.maxWaitMs}`);
     if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new RangeError(`maxQueue must be a non-negative integer, got ${this.maxQueue}`);
@@ -236,6 +249,8 @@ export class DecodeBatcher {
     const enough = this.running === 0 ? free : Math.ceil(free / 2);
     const counts = new Map<string, number>();
     for (const p of this.queue) {
+      // These join their running batch at its next step.
+      if (this.joinable.has(p.group)) continue;
       const count = (counts.get(p.group) ?? 0) + 1;
       if (count >= enough) return p.group;
       counts.set(p.group, count);
@@ -259,32 +274,58 @@ export class DecodeBatcher {
     void this.decode(batch, group);
   }
 
-  /** Decodes one batch, settling each request as soon as its output is final; never rejects. */
+  /**
+   * Decodes one batch, settling each request as soon as its output is final;
+   * never rejects. `members[i]` is the request of the generation's source i:
+   * the batch, then those that joined it.
+   */
   private async decode(batch: Pending[], group: string): Promise<void> {
+    const members = [...batch];
+    const continuous = batch[0]!.options.strategy !== 'beam';
     this.running++;
+    if (continuous) this.joinable.add(group);
     for (const p of batch) this.decoding.add(p);
     try {
       this.onBatch?.(batch.length, group);
+      const onStep = this.onStep;
       const outputs = await generateAsync(
         this.model,
         batch.map((p) => p.source),
         batch.map((p) => p.options),
         {
-          onToken: (i, id) => this.streamToken(batch[i]!, id),
-          shouldStop: (i) => batch[i]!.settled,
-          onFinish: (i, output) => this.settle(batch[i]!, () => batch[i]!.resolve(output)),
+          onToken: (i, id) => this.streamToken(members[i]!, id),
+          shouldStop: (i) => members[i]!.settled,
+          onFinish: (i, output) => this.settle(members[i]!, () => members[i]!.resolve(output)),
+          ...(onStep ? { onStep } : {}),
+          ...(continuous ? { join: () => this.admit(group, members) } : {}),
         },
       );
       batch.forEach((p, i) => this.settle(p, () => p.resolve(outputs[i]!)));
     } catch (error) {
       // generateAsync has disposed its decoding state; nothing of this batch can be trusted.
-      for (const p of batch) this.settle(p, () => p.reject(error));
+      for (const p of members) this.settle(p, () => p.reject(error));
     } finally {
       // Every request of the batch is settled by now, and settling took it out of `decoding`.
+      if (continuous) this.joinable.delete(group);
       this.running--;
       this.pump();
       this.notifyIfIdle();
     }
+  }
+
+  /** The join hook of a continuous batch: waiting requests of its group, as many as there are free places. */
+  private admit(group: string, members: Pending[]): JoiningSource[] {
+    const room = this.maxBatch - this.decoding.size;
+    const joining: Pending[] = [];
+    for (let i = 0; i < this.queue.length && joining.length < room; ) {
+      if (this.queue[i]!.group === group) joining.push(...this.queue.splice(i, 1));
+      else i++;
+    }
+    if (joining.length === 0) return [];
+    for (const p of joining) this.decoding.add(p);
+    members.push(...joining);
+    this.onBatch?.(joining.length, group);
+    return joining.map((p) => ({ source: p.source, options: p.options }));
   }
 
   /** Passes a token to its request's callback; a callback that throws fails its own request only. */

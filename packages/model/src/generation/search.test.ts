@@ -4,7 +4,7 @@ import { sourceTensor, type Example } from '../batch.js';
 import { Transformer } from '../transformer.js';
 import { greedyDecode } from './greedy.js';
 import { argMax, logSoftmax } from './logits-processors.js';
-import { generate, generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions } from './search.js';
+import { generate, generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions, type GenerateOutput } from './search.js';
 import { overfitTinyModel, randomPairs, TEST_VOCAB } from './testing.js';
 
 /** Its target repeats the bigram (20, 21): greedy decoding learns to repeat it. */
@@ -256,6 +256,65 @@ describe('generate on a tiny trained model', () => {
     } finally {
       steps.mockRestore();
     }
+  });
+
+  it.each<[string, GenerateOptions]>([
+    ['greedy', { strategy: 'greedy', maxNewTokens: 12 }],
+    ['sampling', { strategy: 'sample', temperature: 2, topK: 20, maxNewTokens: 12 }],
+    ['greedy with processors', { strategy: 'greedy', maxNewTokens: 12, minNewTokens: 3, noRepeatNgramSize: 2 }],
+  ])('sources that join a running generation decode as each would alone (%s)', (_name, options) => {
+    const own = (i: number): GenerateOptions => ({ ...options, seed: 50 + i, maxNewTokens: i === 5 ? 0 : options.maxNewTokens! });
+    const expected = all.map((src, i) => generate(model, [src], own(i))[0]!);
+    // Sources join before the second and third steps, then as others finish, and the last once every other has.
+    const late = all.length - 1;
+    const schedule: [() => boolean, number[]][] = [
+      [() => calls === 1, [3]],
+      [() => calls === 2, [4, 5, 6]],
+      [() => finished.size >= 5, [7, 8]],
+      [() => finished.size >= 7, Array.from({ length: late - 9 }, (_, i) => 9 + i)],
+      [() => finished.size === late, [late]],
+    ];
+    const byIndex = [0, 1, 2];
+    const finished = new Map<number, GenerateOutput>();
+    let calls = 0;
+    const streamed = new Map<number, number[]>();
+    const returned = generate(
+      model,
+      all.slice(0, 3),
+      [0, 1, 2].map((i) => own(i)),
+      {
+        join: () => {
+          const due = schedule.filter(([when]) => when());
+          calls++;
+          const joining = due.flatMap(([, ids]) => ids);
+          schedule.splice(0, schedule.length, ...schedule.filter((entry) => !due.includes(entry)));
+          byIndex.push(...joining);
+          return joining.map((i) => ({ source: all[i]!, options: own(i) }));
+        },
+        onToken: (b, id) => streamed.set(byIndex[b]!, [...(streamed.get(byIndex[b]!) ?? []), id]),
+        onFinish: (b, out) => finished.set(byIndex[b]!, out),
+      },
+    );
+    expect(schedule).toEqual([]);
+    expect(finished.size).toBe(all.length);
+    expect(returned).toEqual([0, 1, 2].map((i) => finished.get(i)));
+    all.forEach((_, i) => {
+      const out = finished.get(i)!;
+      expect(out.tokens).toEqual(expected[i]!.tokens);
+      expect(out.finishReason).toBe(expected[i]!.finishReason);
+      expect(out.score).toBeCloseTo(expected[i]!.score, 3);
+      expect(streamed.get(i) ?? []).toEqual(out.tokens);
+    });
+    expect(finished.get(5)).toEqual({ tokens: [], score: 0, finishReason: 'length' });
+  });
+
+  it('a joining source must share the batch’s options, and beam search never asks for joiners', () => {
+    const before = tf.memory().numTensors;
+    expect(() => generate(model, [sources[0]!], {}, { join: () => [{ source: sources[1]!, options: { strategy: 'sample' } }] })).toThrow(RangeError);
+    expect(tf.memory().numTensors).toBe(before);
+    const join = vi.fn(() => []);
+    generate(model, [sources[0]!], { strategy: 'beam', numBeams: 2 }, { join });
+    expect(join).not.toHaveBeenCalled();
   });
 
   it('rejects bad options', () => {

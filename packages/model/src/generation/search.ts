@@ -17,7 +17,7 @@ import {
   topIndices,
 } from './logits-processors.js';
 import { EosCriterion, MaxLengthCriterion, StoppingCriteriaList, type FinishReason } from './stopping-criteria.js';
-import type { GenerationHooks } from './streamers.js';
+import type { GenerationHooks, JoiningSource } from './streamers.js';
 
 export type SearchStrategy = 'greedy' | 'beam' | 'sample';
 
@@ -207,18 +207,7 @@ function* generationSteps(model: Transformer, sources: readonly (readonly number
   }
   try {
     if (o.strategy === 'beam') return yield* beamSearch(model, state, plan.limits, processors, o, hooks);
-    const warpers = o.strategy === 'sample' ? samplingWarpers(o) : new LogitsProcessorList();
-    const rngs = plan.seeds.map((seed) => new Rng(seed));
-    const choose =
-      o.strategy === 'sample'
-        ? (b: number, row: Float32Array): number => {
-            // Warpers shape the sampling distribution only; the score stays on `row`.
-            const warped = row.slice();
-            warpers.process([[]], [warped]);
-            return sampleIndex(warped, rngs[b]!.next());
-          }
-        : (_b: number, row: Float32Array): number => argMax(row);
-    return yield* decodeBatch(model, state, plan.limits, processors, choose, o.strategy === 'greedy', hooks);
+    return yield* decodeBatch(model, state, plan, processors, hooks);
   } finally {
     model.disposeDecoding(state);
   }
@@ -297,15 +286,6 @@ function stepRows(model: Transformer, state: DecodingState, tokens: readonly num
   return tokens.map((_, b) => data.subarray(b * V, (b + 1) * V));
 }
 
-function selectRows(model: Transformer, state: DecodingState, rows: readonly number[]): void {
-  const index = tf.tensor1d(rows as number[], 'int32'); // [B']
-  try {
-    model.selectRows(state, index);
-  } finally {
-    index.dispose();
-  }
-}
-
 /** Marks as done every unfinished row whose caller has given up on it; → the rows abandoned now. */
 function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
   const shouldStop = hooks.shouldStop;
@@ -314,55 +294,100 @@ function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
 }
 
 /**
+ * Chooses each next token of greedy decoding (the argmax) or sampling (drawn
+ * from the warped distribution with the source's own generator); → the
+ * token and the log-probability the score counts.
+ */
+class TokenChooser {
+  private readonly warpers: LogitsProcessorList;
+  private readonly rngs: Rng[] = [];
+
+  constructor(private readonly o: Resolved) {
+    this.warpers = o.strategy === 'sample' ? samplingWarpers(o) : new LogitsProcessorList();
+  }
+
+  /** Registers the next source, with its sampling seed. */
+  addSource(seed: number): void {
+    this.rngs.push(new Rng(seed));
+  }
+
+  choose(b: number, row: Float32Array): { id: number; logProb: number } {
+    if (this.o.strategy !== 'sample') {
+      const id = argMax(row);
+      // The maximum is row[id]: logSumExp need not look for it again.
+      return { id, logProb: logProbability(row, id, logSumExp(row, row[id])) };
+    }
+    // Warpers shape the sampling distribution only; the score stays on `row`.
+    const warped = row.slice();
+    this.warpers.process([[]], [warped]);
+    const id = sampleIndex(warped, this.rngs[b]!.next());
+    return { id, logProb: logProbability(row, id) };
+  }
+}
+
+/**
  * Greedy decoding and sampling: one hypothesis per source, the whole batch
  * stepped together until every row has finished at its own limit. A
  * finished source is reported at once (onFinish), and its row is gathered
  * out of the cache before the next step, so that a long reply neither holds
- * back the short ones nor makes every step pay for them.
+ * back the short ones nor makes every step pay for them. Before each step,
+ * sources from the join hook enter the batch as new rows (continuous
+ * batching); the generation ends when no row is left and none joins.
  */
-function* decodeBatch(
-  model: Transformer,
-  state: DecodingState,
-  limits: readonly number[],
-  processors: LogitsProcessorList,
-  choose: (b: number, row: Float32Array) => number,
-  choosesMax: boolean,
-  hooks: GenerationHooks,
-): Generator<void, GenerateOutput[], void> {
+function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, processors: LogitsProcessorList, hooks: GenerationHooks): Generator<void, GenerateOutput[], void> {
   const { bosId, eosId } = model.config;
-  const stopping = limits.map((limit) => new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]));
-  const generated: number[][] = limits.map(() => []);
-  const outputs: GenerateOutput[] = generated.map(() => ({ tokens: [], score: 0, finishReason: 'length' }));
-  const done = limits.map(() => false);
+  const group = generationGroup(plan.shared);
+  const chooser = new TokenChooser(plan.shared);
+  // Per source, numbered in order of arrival: the initial ones, then those that joined.
+  const stopping: StoppingCriteriaList[] = [];
+  const generated: number[][] = [];
+  const outputs: GenerateOutput[] = [];
+  const done: boolean[] = [];
   const finish = (b: number) => {
     done[b] = true;
     const out = outputs[b]!;
     out.tokens = out.finishReason === 'eos' ? generated[b]!.slice(0, -1) : generated[b]!;
     hooks.onFinish?.(b, out);
   };
-  limits.forEach((limit, b) => limit === 0 && finish(b));
+  const addSource = (limit: number, seed: number): number => {
+    const b = outputs.length;
+    stopping.push(new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]));
+    generated.push([]);
+    outputs.push({ tokens: [], score: 0, finishReason: 'length' });
+    done.push(false);
+    chooser.addSource(seed);
+    return b;
+  };
+  plan.limits.forEach((limit, i) => addSource(limit, plan.seeds[i]!));
+  const initial = outputs.length;
+  plan.limits.forEach((limit, b) => limit === 0 && finish(b));
   // rows[r]: the source whose cache row r is; finished sources leave when compacted.
-  let rows = limits.map((_, b) => b);
+  let rows = plan.limits.map((_, b) => b);
   let fed = rows.map(() => bosId);
   for (let t = 0; ; t++) {
     // The turn comes before the check, so that an abort arriving during it stops its row at once.
-    if (t > 0) yield;
+    // Once every row has finished, only sources already waiting may join: the cache is freed
+    // before anyone hears of the last result.
+    if (t > 0 && done.includes(false)) yield;
     for (const b of abandoned(done, hooks)) finish(b);
+    const joined = joinSources(model, state, hooks.join?.() ?? [], group, addSource, finish);
+    rows = [...rows, ...joined];
+    fed = [...fed, ...joined.map(() => bosId)];
     if (!done.includes(false)) break;
     const live = rows.flatMap((b, r) => (done[b] ? [] : [r]));
     // Gathering the cache rows costs far less than a step's vocabulary projection for a finished row.
     if (live.length < rows.length) {
-      selectRows(model, state, live);
+      model.selectRows(state, live);
       rows = live.map((r) => rows[r]!);
       fed = live.map((r) => fed[r]!);
     }
+    hooks.onStep?.(rows.length);
     const logits = stepRows(model, state, fed);
     fed = logits.map((row, r) => {
       const b = rows[r]!;
-      if (done[b]) return eosId;
       processors.process([generated[b]!], [row]);
-      const id = choose(b, row);
-      outputs[b]!.score += logProbability(row, id, logSumExp(row, choosesMax ? row[id] : undefined));
+      const { id, logProb } = chooser.choose(b, row);
+      outputs[b]!.score += logProb;
       generated[b]!.push(id);
       const reason = stopping[b]!.check(generated[b]!);
       if (reason !== 'eos') hooks.onToken?.(b, id);
@@ -372,10 +397,45 @@ function* decodeBatch(
       }
       return id;
     });
-    // Ending here rather than after another turn frees the cache before anyone hears of the last result.
-    if (!done.includes(false)) break;
   }
-  return outputs;
+  return outputs.slice(0, initial);
+}
+
+/**
+ * Adds the sources a join hook handed over to the running decode; → the
+ * source indices of those that take a row (a limit of 0 finishes at once).
+ */
+function joinSources(
+  model: Transformer,
+  state: DecodingState,
+  joining: readonly JoiningSource[],
+  group: string,
+  addSource: (limit: number, seed: number) => number,
+  finish: (b: number) => void,
+): number[] {
+  if (joining.length === 0) return [];
+  const resolved = joining.map((j) => resolveGenerateOptions(j.options));
+  for (const o of resolved) {
+    const other = generationGroup(o);
+    if (other !== group) throw new RangeError(`a joining source's options (${other}) cannot share the running batch (${group}): only maxNewTokens and seed may differ`);
+  }
+  const entering: number[] = [];
+  const sources: (readonly number[])[] = [];
+  resolved.forEach((o, i) => {
+    const limit = Math.min(o.maxNewTokens, model.config.maxLength - 1);
+    const b = addSource(limit, o.seed);
+    if (limit === 0) return finish(b);
+    entering.push(b);
+    sources.push(joining[i]!.source);
+  });
+  if (sources.length === 0) return [];
+  const source = sourceTensor(sources, model.config);
+  try {
+    model.joinDecoding(state, source);
+  } finally {
+    source.dispose();
+  }
+  return entering;
 }
 
 interface Hypothesis {
@@ -432,7 +492,7 @@ function* beamSearch(
     hooks.onFinish?.(b, result(b));
   };
   limits.forEach((limit, b) => limit === 0 && hooks.onFinish?.(b, result(b)));
-  if (maxLimit > 0) selectRows(model, state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
+  if (maxLimit > 0) model.selectRows(state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
 
   for (let t = 0; t < maxLimit; t++) {
     if (t > 0) yield;
@@ -450,6 +510,7 @@ function* beamSearch(
       const h = live[Math.floor(r / K)]![r % K];
       return h ? (h.tokens[h.tokens.length - 1] ?? bosId) : eosId;
     });
+    hooks.onStep?.(live.filter((beams) => beams.length > 0).length);
     const rows = stepRows(model, state, fed);
     const parents: number[] = [];
     live = live.map((beams, b) => {
@@ -508,7 +569,7 @@ function* beamSearch(
       return next;
     });
     if (!live.some((beams) => beams.length > 0)) break;
-    if (t + 1 < maxLimit) selectRows(model, state, parents);
+    if (t + 1 < maxLimit) model.selectRows(state, parents);
   }
 
   return finished.map((_, b) => result(b));

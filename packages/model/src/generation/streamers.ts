@@ -1,4 +1,4 @@
-import type { GenerateOutput } from './search.js';
+import type { GenerateOptions, GenerateOutput } from './search.js';
 
 /**
  * Hooks through which a caller watches and steers a generation while it runs,
@@ -31,6 +31,25 @@ export interface GenerationHooks {
    * server answers a short reply without waiting for the batch's longest.
    */
   onFinish?: (sourceIndex: number, output: GenerateOutput) => void;
+  /**
+   * Greedy decoding and sampling only (beam search never calls it): called
+   * before each decoder step, and the sources it returns join the running
+   * batch as new rows, each decoded exactly as it would be alone (continuous
+   * batching). They are numbered on after the call's own sources, in order,
+   * for the other hooks; their outputs come through onFinish only, not in
+   * the returned array. Their options must agree with the call's except for
+   * maxNewTokens and seed (a RangeError otherwise). With this hook the
+   * generation ends only when no row is left and a call returns none.
+   */
+  join?: () => readonly JoiningSource[];
+  /** Called before each decoder step with the number of sources it decodes. */
+  onStep?: (sources: number) => void;
+}
+
+/** A source entering a running generation through the join hook. */
+export interface JoiningSource {
+  source: readonly number[];
+  options?: GenerateOptions;
 }
 
 /** Receives one token id of the reply to the source at `sourceIndex`. */
