@@ -20,7 +20,7 @@
  *
  * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
  * --duration S (10), --warmup S (2), --requests N (50), --clients 1,8,32,
- * --max-batch (32), --max-wait-ms (2), --only latency|throughput,
+ * --max-batch (32), --max-wait-ms (0), --only latency|throughput,
  * --no-reference, --recorded-reference.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -272,9 +272,11 @@ interface LatencyRow {
   n: number;
 }
 
-async function measureLatency(url: string, c: LatencyCase, requests: number): Promise<LatencyRow> {
+async function measureLatency(thread: ServerThread, c: LatencyCase, requests: number): Promise<LatencyRow> {
+  const url = thread.ready.url;
   const body = { message: PROMPT, decoding: c.decoding };
   for (let i = 0; i < LATENCY_WARMUP; i++) await postChat(url, body);
+  await thread.stats(true);
   const client: number[] = [];
   const server: number[] = [];
   let last: ChatResponse | undefined;
@@ -284,12 +286,13 @@ async function measureLatency(url: string, c: LatencyCase, requests: number): Pr
     server.push(response.latencyMs);
     last = response;
   }
-  const tokens = last!.tokens;
+  // The server counts the decoder steps it ran: beam search may go on past its winner's EOS.
+  const { steps } = await thread.stats(true);
   return {
     label: c.label,
     reply: last!.reply,
-    tokens,
-    steps: tokens + (last!.finishReason === 'eos' ? 1 : 0),
+    tokens: last!.tokens,
+    steps: steps / requests,
     clientP50: median(client),
     clientP99: percentile(client, 0.99),
     serverP50: median(server),
@@ -466,7 +469,7 @@ export async function benchServe(argv: string[]): Promise<void> {
       requests: { type: 'string', default: '50' },
       clients: { type: 'string', default: '1,8,32' },
       'max-batch': { type: 'string', default: '32' },
-      'max-wait-ms': { type: 'string', default: '2' },
+      'max-wait-ms': { type: 'string', default: '0' },
       only: { type: 'string' },
       'no-reference': { type: 'boolean', default: false },
       'recorded-reference': { type: 'boolean', default: false },
@@ -519,18 +522,18 @@ export async function benchServe(argv: string[]): Promise<void> {
     const cases: LatencyCase[] = [
       { label: 'greedy, 20 tokens', natural: false, decoding: { strategy: 'greedy', minNewTokens: 20, maxNewTokens: 20 }, reference: (r) => r.greedy20, referenceSteps: (r) => (r.greedy20 === undefined ? undefined : 20) },
       { label: 'greedy, natural', natural: true, decoding: { strategy: 'greedy', maxNewTokens: 20 }, reference: (r) => r.greedyNatural, referenceSteps: (r) => r.greedyNaturalSteps },
-      { label: 'beam 4, natural', natural: true, decoding: { strategy: 'beam', numBeams: 4, maxNewTokens: 20 }, reference: (r) => r.beamNatural, referenceSteps: () => undefined },
-      { label: 'beam 4, 20 tokens', natural: false, decoding: { strategy: 'beam', numBeams: 4, minNewTokens: 20, maxNewTokens: 20 }, reference: (r) => r.beam20, referenceSteps: (r) => (r.beam20 === undefined ? undefined : 20) },
+      { label: 'beam 4, natural', natural: true, decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, maxNewTokens: 20 }, reference: (r) => r.beamNatural, referenceSteps: () => undefined },
+      { label: 'beam 4, 20 tokens', natural: false, decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, minNewTokens: 20, maxNewTokens: 20 }, reference: (r) => r.beam20, referenceSteps: (r) => (r.beam20 === undefined ? undefined : 20) },
     ];
     // One request at a time, on a server with batching off (each request decodes at once) and on
-    // (the default: a lone request still waits maxWaitMs for company).
+    // (the default; a lone request waits maxWaitMs, if any, for company).
     const rows: Record<'off' | 'on', LatencyRow[]> = { off: [], on: [] };
     for (const mode of ['off', 'on'] as const) {
       const server = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
       backendLine = server.ready.backendLine;
       console.log(`server (batching ${mode}): ${server.ready.modelId} at ${server.ready.url} — ${backendLine}`);
       try {
-        for (const c of cases) rows[mode].push(await measureLatency(server.ready.url, c, requests));
+        for (const c of cases) rows[mode].push(await measureLatency(server, c, requests));
       } finally {
         await server.close();
       }
@@ -558,11 +561,12 @@ export async function benchServe(argv: string[]): Promise<void> {
         const theirPerStep = theirs !== undefined && theirSteps ? theirs / theirSteps : undefined;
         const perStep = row.clientP50 / row.steps;
         const refCells = mode === 'off' ? [theirs === undefined ? '–' : sourceLabel(r), f1(theirs), theirSteps === undefined ? '–' : String(theirSteps), theirPerStep === undefined ? '–' : theirPerStep.toFixed(2)] : ['', '', '', ''];
-        table.push([mode === 'off' ? row.label : '', mode, String(row.tokens), String(row.steps), f1(row.clientP50), f1(row.clientP99), f1(row.serverP50), perStep.toFixed(2), ...refCells, ratio(row.clientP50, theirs), ratio(perStep, theirPerStep)]);
+        table.push([mode === 'off' ? row.label : '', mode, String(row.tokens), Number.isInteger(row.steps) ? String(row.steps) : row.steps.toFixed(1), f1(row.clientP50), f1(row.clientP99), f1(row.serverP50), perStep.toFixed(2), ...refCells, ratio(row.clientP50, theirs), ratio(perStep, theirPerStep)]);
       }
     });
     printTable(table);
-    console.log(`(tokens: reply tokens, EOS not counted; steps: decoder steps, EOS included; ms/step: client p50 / steps, HTTP and encoder included;`);
+    console.log(`(tokens: reply tokens, EOS not counted; steps: decoder steps the server ran per request; ms/step: client p50 / steps, HTTP and encoder included;`);
+    console.log(` beam 4 scores as the reference does, by the sum of log-probabilities (lengthPenalty 0), and stops once no live beam can beat its best finished one;`);
     console.log(` batching on: maxWaitMs ${maxWaitMs}, which a lone request waits; ratios of times: below 1× is faster than PyTorch)`);
     for (const row of rows.off) console.log(`  ${row.label}: ${JSON.stringify(row.reply)}`);
     if (measured && !measuredNatural) {

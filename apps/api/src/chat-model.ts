@@ -15,7 +15,7 @@ export interface BatchingOptions {
   maxQueue: number;
 }
 
-export const DEFAULT_BATCHING: BatchingOptions = { batching: true, maxBatch: 32, maxWaitMs: 2, maxQueue: 256 };
+export const DEFAULT_BATCHING: BatchingOptions = { batching: true, maxBatch: 32, maxWaitMs: 0, maxQueue: 256 };
 
 export interface ReplyOptions {
   /** Aborting it (timeout, client gone) abandons the request, queued or decoding. */

@@ -47,7 +47,7 @@ export function serveOptions(program: Command): Command {
     .option('--timeout-ms <n>', 'longest a request may wait and decode (504 beyond)', integer(1), DEFAULT_LIMITS.requestTimeoutMs)
     .option('--no-batching', 'decode requests one at a time instead of together')
     .option('--max-batch <n>', 'most requests decoded together', integer(1, 1024), DEFAULT_BATCHING.maxBatch)
-    .option('--max-wait-ms <n>', 'how long a batch waits for more requests', integer(0, 10_000), DEFAULT_BATCHING.maxWaitMs)
+    .option('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)', integer(0, 10_000), DEFAULT_BATCHING.maxWaitMs)
     .option('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)', integer(1), DEFAULT_BATCHING.maxQueue)
     .option('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)', integer(0), 0)
     .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));

@@ -58,6 +58,9 @@ function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor 
   return batchMatMul<tf.Tensor4D>(kernel.softmax(mask === undefined ? scores : kernel.add<tf.Tensor4D>(scores, mask)), v); // [B, h, Lq, dk]
 }
 
+/** Projections of multi-head attention fused into one product for inference, one letter each. */
+type Fusion = 'qkv' | 'q' | 'k' | 'v' | 'kv' | 'out';
+
 /** Keys and values of one attention layer, [B, h, L, dk] each: the decoder's cache entries. */
 export interface KeyValue {
   k: tf.Tensor4D;
@@ -129,18 +132,29 @@ export class MultiHeadAttention {
    * the memory, W^Q alone for encoder-decoder queries; W^Q and b^Q carry the
    * 1/√d_k of §3.2.1, so that no step scales queries or keys.
    */
-  private fused(which: 'qkv' | 'q' | 'kv' | 'out'): DenseWeights {
+  private fused(which: Fusion): DenseWeights {
     return this.params.derived(`${this.prefix}.${which}.inference`, () => {
       const scale = 1 / Math.sqrt(this.dk);
-      const parts = { qkv: [this.query, this.key, this.value], q: [this.query], kv: [this.key, this.value], out: [this.output] }[which];
+      const parts = { qkv: [this.query, this.key, this.value], q: [this.query], k: [this.key], v: [this.value], kv: [this.key, this.value], out: [this.output] }[which];
       const scales = parts.map((p) => (p === this.query ? scale : 1));
       // Spread into a plain record, the shape ParamStore.derived keeps.
       return { ...denseWeights(parts.map((p) => p.w), parts.map((p) => p.b), scales) };
     });
   }
 
-  /** Inference projection of x [B·L, d] by fused weights into n groups of heads: n × [B, h, L, dk]. */
-  private projectInference(x: tf.Tensor2D, which: 'qkv' | 'q' | 'kv', { batch, length }: SequenceShape): tf.Tensor4D[] {
+  /**
+   * Inference projection of x [B·L, d] into n groups of heads: n × [B, h, L, dk].
+   * One row's groups are contiguous blocks of a fused product, cheap to split;
+   * several rows' are interleaved, and splitting them copies element by
+   * element, so a batch takes one product per group instead.
+   */
+  private projectInference(x: tf.Tensor2D, which: 'qkv' | 'q' | 'kv', shape: SequenceShape): tf.Tensor4D[] {
+    if (shape.batch === 1 || which === 'q') return this.projectFused(x, which, shape);
+    return [...which].map((group) => this.projectFused(x, group as Fusion, shape)[0]!);
+  }
+
+  /** Projection of x [B·L, d] by one fused product, split into its n groups of heads: n × [B, h, L, dk]. */
+  private projectFused(x: tf.Tensor2D, which: Fusion, { batch, length }: SequenceShape): tf.Tensor4D[] {
     const groups = which.length; // one letter per projection
     const y = dense(kernel.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
     // With one position the head split is a pure reshape; no transpose kernel runs.

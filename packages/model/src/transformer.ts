@@ -270,17 +270,22 @@ export class Transformer {
     const old = state.layers;
     const oldMask = state.sourceMask;
     tf.tidy(() => {
-      const index = tf.tensor1d(rows as number[], 'int32'); // [B']
+      // GatherNd copies each row as one block; GatherV2 runs far slower on wasm.
+      const index = tf.tensor2d(rows as number[], [rows.length, 1], 'int32'); // [B', 1]
+      const pick = <T extends tf.Tensor>(t: T): T => kernel.gatherNd<T>(t, index); // [B', ·, ·, ·]
       const kept = state.position - cut;
-      const pick = (t: tf.Tensor4D, fromSlot = 0): tf.Tensor4D => {
-        const picked = tf.gather(t, index); // [B', ·, ·, ·]
-        return fromSlot === 0 ? picked : kernel.slice(picked, [0, 0, fromSlot, 0], [rows.length, t.shape[1], kept, t.shape[3]]); // [B', h, T − cut, dk]
+      // Cut along the slot axis with the rows flattened: a rank-4 slice copies dk numbers at a time, this a row of slots.
+      const cutSlots = (t: tf.Tensor4D): tf.Tensor4D => {
+        const [batch, heads, slots, dk] = t.shape;
+        if (cut === 0) return t;
+        const flat = kernel.reshape(t, [batch * heads, slots * dk]); // [B'·h, T·dk]
+        return kernel.reshape(kernel.slice(flat, [0, cut * dk], [batch * heads, kept * dk]), [batch, heads, kept, dk]); // [B', h, T − cut, dk]
       };
       state.layers = old.map((l) => ({
-        self: l.self && keepKeyValue({ k: pick(l.self.k, cut), v: pick(l.self.v, cut) }),
+        self: l.self && keepKeyValue({ k: cutSlots(pick(l.self.k)), v: cutSlots(pick(l.self.v)) }),
         memory: keepKeyValue({ k: pick(l.memory.k), v: pick(l.memory.v) }),
       }));
-      state.sourceMask = tf.keep(tf.gather(oldMask, index));
+      state.sourceMask = tf.keep(pick(oldMask));
     });
     state.batchSize = rows.length;
     state.firstSlot = firstSlot.map((slot) => slot - cut);

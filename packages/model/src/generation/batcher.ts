@@ -5,7 +5,7 @@ import type { JoiningSource } from './streamers.js';
 export interface DecodeBatcherOptions {
   /** Most requests decoded as one batch (beam search: each brings numBeams rows). Default 32. */
   maxBatch?: number;
-  /** How long the oldest waiting request waits for others to join its batch while nothing decodes. Default 2. */
+  /** How long the oldest waiting request waits for others to join its batch while nothing decodes. Default 0. */
   maxWaitMs?: number;
   /** Most requests waiting (those decoding not counted); more are refused with QueueFullError. Default 256. */
   maxQueue?: number;
@@ -63,7 +63,9 @@ interface Wake {
   cancel: () => void;
 }
 
-const DEFAULTS = { maxBatch: 32, maxWaitMs: 2, maxQueue: 256 };
+// No wait by default: a request arriving while a greedy or sampling batch decodes joins it at the
+// next step anyway, so waiting while idle would only delay a lone request.
+const DEFAULTS = { maxBatch: 32, maxWaitMs: 0, maxQueue: 256 };
 
 /**
  * Gathers concurrent generation requests and decodes them together: one

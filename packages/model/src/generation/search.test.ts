@@ -122,13 +122,24 @@ describe('generate on a tiny trained model', () => {
     beam.forEach((o, i) => expect(o.score).toBeGreaterThanOrEqual(greedy[i]!.score - 1e-6));
   });
 
-  it('early stopping gives the same hypotheses as searching to the length limit', () => {
-    for (const lengthPenalty of [0, 1, -0.5]) {
-      const options: GenerateOptions = { strategy: 'beam', numBeams: 3, lengthPenalty, maxNewTokens: 10 };
-      const early = generate(model, all, { ...options, earlyStopping: true });
-      const full = generate(model, all, { ...options, earlyStopping: false });
-      expect(early.map((o) => o.tokens)).toEqual(full.map((o) => o.tokens));
-      early.forEach((o, i) => expect(o.score).toBeCloseTo(full[i]!.score, 6));
+  it('early stopping gives the same hypotheses as searching to the length limit, in fewer steps', () => {
+    const steps = vi.spyOn(model, 'step');
+    try {
+      for (const lengthPenalty of [0, 1, -0.5]) {
+        const options: GenerateOptions = { strategy: 'beam', numBeams: 3, lengthPenalty, maxNewTokens: 10 };
+        const early = generate(model, all, { ...options, earlyStopping: true });
+        const full = generate(model, all, { ...options, earlyStopping: false });
+        expect(early.map((o) => o.tokens)).toEqual(full.map((o) => o.tokens));
+        early.forEach((o, i) => expect(o.score).toBeCloseTo(full[i]!.score, 6));
+        // A seen source's reply ends in a near-certain EOS: without a length bonus nothing can overtake it, so the search stops there.
+        if (lengthPenalty === 0) for (const [i, src] of sources.entries()) {
+          steps.mockClear();
+          generate(model, [src], { ...options, earlyStopping: true });
+          expect(steps.mock.calls.length).toBe(pairs[i]!.target.length + 1);
+        }
+      }
+    } finally {
+      steps.mockRestore();
     }
   });
 

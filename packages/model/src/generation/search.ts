@@ -45,9 +45,9 @@ export interface GenerateOptions {
   /** Beam search only: a finished hypothesis scores sum / len^lengthPenalty, len counting EOS. Default 1. */
   lengthPenalty?: number;
   /**
-   * Beam search only: stop a source once numBeams hypotheses are finished and
-   * no live one can still beat the worst of them (an exact bound, so the
-   * result is the same as without it, only sooner). Default true.
+   * Beam search only: stop a source once no live hypothesis can still beat
+   * its best finished one (an exact bound, so the result is the same as
+   * without it, only sooner). Default true.
    */
   earlyStopping?: boolean;
 }
@@ -555,9 +555,10 @@ function* beamSearch(
         for (const h of next) addFinished(b, { ...h, score: normalise(h.sum, length), finishReason: 'length' });
         stop = true;
       }
-      if (!stop && o.earlyStopping && pool.length >= K) {
-        const worst = pool[pool.length - 1]!.score;
-        stop = !next.some((h) => bestReachable(h.sum, length, limit) > worst);
+      // Only the best finished hypothesis is returned: once no live one can beat it, the search is over.
+      if (!stop && o.earlyStopping && pool.length > 0) {
+        const best = pool[0]!.score;
+        stop = !next.some((h) => bestReachable(h.sum, length, limit) > best);
       }
       if (stop) {
         parents.push(...Array.from({ length: K }, () => b * K));
