@@ -3,6 +3,7 @@ import {
   argMax,
   LogitsProcessorList,
   logSoftmax,
+  logSumExp,
   MinLengthProcessor,
   NoRepeatNgramProcessor,
   RepetitionPenaltyProcessor,
@@ -98,6 +99,26 @@ describe('logits processors on hand-made rows', () => {
     expect(lp[3]).toBe(-Infinity);
     expect(softmax(r).reduce((s, v) => s + v, 0)).toBeCloseTo(1, 12);
     expect(argMax([1, 3, 3])).toBe(1);
+  });
+
+  it('logSumExp matches the Math.exp definition to 1e-10 on rows of every spread, with −∞, NaN and a known maximum', () => {
+    const definition = (r: Float32Array): number => {
+      const max = Math.max(...r);
+      return max + Math.log(r.reduce((s, v) => s + Math.exp(v - max), 0));
+    };
+    let seed = 7;
+    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const spread of [0.001, 1, 10, 30, 100, 1000]) {
+      const r = Float32Array.from({ length: 8000 }, () => (uniform() - 0.5) * spread);
+      expect(Math.abs(logSumExp(r) - definition(r))).toBeLessThan(1e-10 * Math.max(1, Math.abs(definition(r))));
+      expect(logSumExp(r, Math.max(...r))).toBe(logSumExp(r));
+    }
+    // Exactly one step of the table apart, and between steps.
+    expect(logSumExp(row(0, -1 / 64, -0.3, -39.99, -40.01))).toBeCloseTo(definition(row(0, -1 / 64, -0.3, -39.99, -40.01)), 12);
+    expect(logSumExp(row(5))).toBe(5);
+    expect(logSumExp(row(1, 2, -Infinity))).toBeCloseTo(definition(row(1, 2)), 12);
+    expect(logSumExp(row(-Infinity, -Infinity))).toBe(-Infinity);
+    expect(logSumExp(row(1, NaN, 2))).toBeNaN();
   });
 });
 

@@ -189,10 +189,21 @@ export function topIndices(row: Float32Array, k: number): number[] {
   return best;
 }
 
+/** exp(−k/EXP_STEPS) for k = 0 … EXP_RANGE·EXP_STEPS: the table behind logSumExp's exponentials. */
+const EXP_STEPS = 64;
+const EXP_RANGE = 40;
+const EXP_TABLE = Float64Array.from({ length: EXP_RANGE * EXP_STEPS + 1 }, (_, k) => Math.exp(-k / EXP_STEPS));
+
 /**
  * log Σ exp(row), stably, in float64 (`knownMax`: the row's maximum, if known): the log-probability of token i is
  * row[i] − logSumExp(row). Decoding needs it for one or a few tokens per row,
  * so it pays to skip the whole log-softmax row (8,000 entries a step).
+ *
+ * Each exp(row[i] − max) is a table entry exp(−k/64) times a fourth-order
+ * Taylor polynomial for the remaining fraction of 1/64 (relative error below
+ * 1e-11), three times as fast as Math.exp, which was a tenth of a loaded
+ * server's time. Terms below e^−40 of the largest are left out: 8,000 of
+ * them would move the sum by less than 1e-13.
  */
 export function logSumExp(row: Float32Array, knownMax?: number): number {
   const n = row.length;
@@ -200,8 +211,19 @@ export function logSumExp(row: Float32Array, knownMax?: number): number {
   // Greedy decoding has just found the maximum: one pass fewer over the row.
   if (knownMax === undefined) for (let i = 0; i < n; i++) if (row[i]! > max) max = row[i]!;
   if (max === -Infinity) return -Infinity;
+  const limit = EXP_RANGE * EXP_STEPS;
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(row[i]! - max);
+  for (let i = 0; i < n; i++) {
+    // z ≥ 0 counts steps of 1/64 below the maximum; −∞ scores fall out with the small ones.
+    const z = (max - row[i]!) * EXP_STEPS;
+    if (!(z < limit)) {
+      if (Number.isNaN(z)) return NaN;
+      continue;
+    }
+    const k = z | 0;
+    const r = (k - z) / EXP_STEPS; // (−1/64, 0]
+    sum += EXP_TABLE[k]! * (1 + r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24)))));
+  }
   return max + Math.log(sum);
 }
 
