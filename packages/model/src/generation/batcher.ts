@@ -278,11 +278,13 @@ export class DecodeBatcher {
 
   /**
    * Decodes one batch, settling each request as soon as its output is final;
-   * never rejects. `members[i]` is the request of the generation's source i:
-   * the batch, then those that joined it.
+   * never rejects. `members` maps the generation's source indices to the
+   * requests still decoding: the batch, then those that joined it.
    */
   private async decode(batch: Pending[], group: string): Promise<void> {
-    const members = [...batch];
+    const members = new Map(batch.map((p, i) => [i, p]));
+    const member = (i: number): Pending => members.get(i)!;
+    const numbering = { next: batch.length };
     const continuous = batch[0]!.options.strategy !== 'beam';
     this.running++;
     if (continuous) this.joinable.add(group);
@@ -295,17 +297,22 @@ export class DecodeBatcher {
         batch.map((p) => p.source),
         batch.map((p) => p.options),
         {
-          onToken: (i, id) => this.streamToken(members[i]!, id),
-          shouldStop: (i) => members[i]!.settled,
-          onFinish: (i, output) => this.settle(members[i]!, () => members[i]!.resolve(output)),
+          onToken: (i, id) => this.streamToken(member(i), id),
+          shouldStop: (i) => member(i).settled,
+          onFinish: (i, output) => {
+            const p = member(i);
+            // A continuous batch may run for as long as requests keep coming: keep only the live ones.
+            members.delete(i);
+            this.settle(p, () => p.resolve(output));
+          },
           ...(onStep ? { onStep } : {}),
-          ...(continuous ? { join: () => this.admit(group, members) } : {}),
+          ...(continuous ? { join: () => this.admit(group, members, numbering) } : {}),
         },
       );
       batch.forEach((p, i) => this.settle(p, () => p.resolve(outputs[i]!)));
     } catch (error) {
       // generateAsync has disposed its decoding state; nothing of this batch can be trusted.
-      for (const p of members) this.settle(p, () => p.reject(error));
+      for (const p of [...batch, ...members.values()]) this.settle(p, () => p.reject(error));
     } finally {
       // Every request of the batch is settled by now, and settling took it out of `decoding`.
       if (continuous) this.joinable.delete(group);
@@ -315,8 +322,11 @@ export class DecodeBatcher {
     }
   }
 
-  /** The join hook of a continuous batch: waiting requests of its group, as many as there are free places. */
-  private admit(group: string, members: Pending[]): JoiningSource[] {
+  /**
+   * The join hook of a continuous batch: waiting requests of its group, as
+   * many as there are free places, numbered on from the generation's last source.
+   */
+  private admit(group: string, members: Map<number, Pending>, numbering: { next: number }): JoiningSource[] {
     const room = this.maxBatch - this.decoding.size;
     const joining: Pending[] = [];
     for (let i = 0; i < this.queue.length && joining.length < room; ) {
@@ -324,8 +334,10 @@ export class DecodeBatcher {
       else i++;
     }
     if (joining.length === 0) return [];
-    for (const p of joining) this.decoding.add(p);
-    members.push(...joining);
+    for (const p of joining) {
+      this.decoding.add(p);
+      members.set(numbering.next++, p);
+    }
     this.onBatch?.(joining.length, group);
     return joining.map((p) => ({ source: p.source, options: p.options }));
   }

@@ -286,11 +286,11 @@ function stepRows(model: Transformer, state: DecodingState, tokens: readonly num
   return tokens.map((_, b) => data.subarray(b * V, (b + 1) * V));
 }
 
-/** Marks as done every unfinished row whose caller has given up on it; → the rows abandoned now. */
-function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
+/** The unfinished sources whose caller has given up on them. */
+function abandoned(unfinished: Iterable<number>, hooks: GenerationHooks): number[] {
   const shouldStop = hooks.shouldStop;
   if (!shouldStop) return [];
-  return done.flatMap((d, b) => (!d && shouldStop(b) ? [b] : []));
+  return [...unfinished].filter((b) => shouldStop(b));
 }
 
 /**
@@ -300,15 +300,19 @@ function abandoned(done: readonly boolean[], hooks: GenerationHooks): number[] {
  */
 class TokenChooser {
   private readonly warpers: LogitsProcessorList;
-  private readonly rngs: Rng[] = [];
+  private readonly rngs = new Map<number, Rng>();
 
   constructor(private readonly o: Resolved) {
     this.warpers = o.strategy === 'sample' ? samplingWarpers(o) : new LogitsProcessorList();
   }
 
-  /** Registers the next source, with its sampling seed. */
-  addSource(seed: number): void {
-    this.rngs.push(new Rng(seed));
+  /** Registers source b, with its sampling seed. */
+  addSource(b: number, seed: number): void {
+    if (this.o.strategy === 'sample') this.rngs.set(b, new Rng(seed));
+  }
+
+  forget(b: number): void {
+    this.rngs.delete(b);
   }
 
   choose(b: number, row: Float32Array): { id: number; logProb: number } {
@@ -320,7 +324,7 @@ class TokenChooser {
     // Warpers shape the sampling distribution only; the score stays on `row`.
     const warped = row.slice();
     this.warpers.process([[]], [warped]);
-    const id = sampleIndex(warped, this.rngs[b]!.next());
+    const id = sampleIndex(warped, this.rngs.get(b)!.next());
     return { id, logProb: logProbability(row, id) };
   }
 }
@@ -338,28 +342,26 @@ function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, proc
   const { bosId, eosId } = model.config;
   const group = generationGroup(plan.shared);
   const chooser = new TokenChooser(plan.shared);
-  // Per source, numbered in order of arrival: the initial ones, then those that joined.
-  const stopping: StoppingCriteriaList[] = [];
-  const generated: number[][] = [];
-  const outputs: GenerateOutput[] = [];
-  const done: boolean[] = [];
+  // Sources still decoding, by index (the call's own, then those that joined, in order of
+  // arrival); a finished one is dropped at once, so that a batch that runs for hours under
+  // load holds only its live rows.
+  const active = new Map<number, { stopping: StoppingCriteriaList; generated: number[]; output: GenerateOutput }>();
+  let sourceCount = 0;
   const finish = (b: number) => {
-    done[b] = true;
-    const out = outputs[b]!;
-    out.tokens = out.finishReason === 'eos' ? generated[b]!.slice(0, -1) : generated[b]!;
-    hooks.onFinish?.(b, out);
+    const { generated, output } = active.get(b)!;
+    active.delete(b);
+    chooser.forget(b);
+    output.tokens = output.finishReason === 'eos' ? generated.slice(0, -1) : generated;
+    hooks.onFinish?.(b, output);
   };
   const addSource = (limit: number, seed: number): number => {
-    const b = outputs.length;
-    stopping.push(new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]));
-    generated.push([]);
-    outputs.push({ tokens: [], score: 0, finishReason: 'length' });
-    done.push(false);
-    chooser.addSource(seed);
+    const b = sourceCount++;
+    const output: GenerateOutput = { tokens: [], score: 0, finishReason: 'length' };
+    active.set(b, { stopping: new StoppingCriteriaList([new EosCriterion(eosId), new MaxLengthCriterion(limit)]), generated: [], output });
+    chooser.addSource(b, seed);
     return b;
   };
-  plan.limits.forEach((limit, i) => addSource(limit, plan.seeds[i]!));
-  const initial = outputs.length;
+  const outputs = plan.limits.map((limit, i) => active.get(addSource(limit, plan.seeds[i]!))!.output);
   plan.limits.forEach((limit, b) => limit === 0 && finish(b));
   // rows[r]: the source whose cache row r is; finished sources leave when compacted.
   let rows = plan.limits.map((_, b) => b);
@@ -368,13 +370,13 @@ function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, proc
     // The turn comes before the check, so that an abort arriving during it stops its row at once.
     // Once every row has finished, only sources already waiting may join: the cache is freed
     // before anyone hears of the last result.
-    if (t > 0 && done.includes(false)) yield;
-    for (const b of abandoned(done, hooks)) finish(b);
+    if (t > 0 && active.size > 0) yield;
+    for (const b of abandoned(active.keys(), hooks)) finish(b);
     const joined = joinSources(model, state, hooks.join?.() ?? [], group, addSource, finish);
     rows = [...rows, ...joined];
     fed = [...fed, ...joined.map(() => bosId)];
-    if (!done.includes(false)) break;
-    const live = rows.flatMap((b, r) => (done[b] ? [] : [r]));
+    if (active.size === 0) break;
+    const live = rows.flatMap((b, r) => (active.has(b) ? [r] : []));
     // Gathering the cache rows costs far less than a step's vocabulary projection for a finished row.
     if (live.length < rows.length) {
       model.selectRows(state, live);
@@ -385,20 +387,21 @@ function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, proc
     const logits = stepRows(model, state, fed);
     fed = logits.map((row, r) => {
       const b = rows[r]!;
-      processors.process([generated[b]!], [row]);
+      const source = active.get(b)!;
+      processors.process([source.generated], [row]);
       const { id, logProb } = chooser.choose(b, row);
-      outputs[b]!.score += logProb;
-      generated[b]!.push(id);
-      const reason = stopping[b]!.check(generated[b]!);
+      source.output.score += logProb;
+      source.generated.push(id);
+      const reason = source.stopping.check(source.generated);
       if (reason !== 'eos') hooks.onToken?.(b, id);
       if (reason) {
-        outputs[b]!.finishReason = reason;
+        source.output.finishReason = reason;
         finish(b);
       }
       return id;
     });
   }
-  return outputs.slice(0, initial);
+  return outputs;
 }
 
 /**
@@ -497,7 +500,7 @@ function* beamSearch(
   for (let t = 0; t < maxLimit; t++) {
     if (t > 0) yield;
     for (const b of abandoned(
-      live.map((beams) => beams.length === 0),
+      live.flatMap((beams, b) => (beams.length > 0 ? [b] : [])),
       hooks,
     )) {
       // Cut as at the length limit, so that the best hypothesis so far is the answer.
