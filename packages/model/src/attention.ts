@@ -77,6 +77,42 @@ interface Projection {
 export interface SequenceShape {
   batch: number;
   length: number;
+  /** Inference only: the activations hold only the N real tokens, [N, d], not B·L rows with padding. */
+  packing?: Packing;
+}
+
+/**
+ * Where the real tokens of a padded batch [B, L] are: `pack` int32 [N, 1]
+ * gives each token's padded position (b·L + i); `unpack` int32 [B·L, 1]
+ * gives each padded position its packed row (a padding position any row of
+ * its sequence: attention masks it, and packing drops its output again).
+ * Position-wise products then skip the padding; only attention, which needs
+ * each sequence whole, runs padded.
+ */
+export interface Packing {
+  pack: tf.Tensor2D;
+  unpack: tf.Tensor2D;
+}
+
+/** The packing of ids int32 [B, L] without their `padId` positions, or none when nothing is padded. */
+export function packingOf(ids: tf.Tensor2D, padId: number): Packing | undefined {
+  const [batch, length] = ids.shape;
+  const values = ids.dataSync();
+  const pack: number[] = [];
+  const unpack = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) {
+    const first = pack.length;
+    for (let i = 0; i < length; i++) {
+      const at = b * length + i;
+      if (values[at] === padId) continue;
+      unpack[at] = pack.length;
+      pack.push(at);
+    }
+    // Padding points at the sequence's first token (or nowhere real, for an all-padding row: row 0).
+    for (let i = 0; i < length; i++) if (values[b * length + i] === padId) unpack[b * length + i] = pack.length > first ? first : 0;
+  }
+  if (pack.length === batch * length || pack.length === 0) return undefined;
+  return { pack: tf.tensor2d(pack, [pack.length, 1], 'int32'), unpack: tf.tensor2d(unpack, [batch * length, 1], 'int32') };
 }
 
 /**
@@ -143,7 +179,7 @@ export class MultiHeadAttention {
   }
 
   /**
-   * Inference projection of x [B·L, d] into n groups of heads: n × [B, h, L, dk].
+   * Inference projection of x [B·L, d] (or [N, d], packed) into n groups of heads: n × [B, h, L, dk].
    * One row's groups are contiguous blocks of a fused product, cheap to split;
    * several rows' are interleaved, and splitting them copies element by
    * element, so a batch takes one product per group instead.
@@ -154,9 +190,12 @@ export class MultiHeadAttention {
   }
 
   /** Projection of x [B·L, d] by one fused product, split into its n groups of heads: n × [B, h, L, dk]. */
-  private projectFused(x: tf.Tensor2D, which: Fusion, { batch, length }: SequenceShape): tf.Tensor4D[] {
+  private projectFused(x: tf.Tensor2D, which: Fusion, { batch, length, packing }: SequenceShape): tf.Tensor4D[] {
     const groups = which.length; // one letter per projection
-    const y = dense(kernel.reshape(x, [1, batch * length, this.dModel]), this.fused(which)); // [1, B·L, n·d]
+    const rows = x.shape[0]; // B·L, or N when packed
+    const product = dense(kernel.reshape(x, [1, rows, this.dModel]), this.fused(which)); // [1, rows, n·d]
+    const width = groups * this.dModel;
+    const y = packing ? kernel.gatherNd(kernel.reshape(product, [rows, width]), packing.unpack) : product; // [B·L, n·d]
     // With one position the head split is a pure reshape; no transpose kernel runs.
     const heads =
       length === 1
@@ -166,17 +205,20 @@ export class MultiHeadAttention {
   }
 
   /** Inference merge of heads [B, h, L, dk] and W^O: → [B·L, d]. */
-  private mergeInference(x: tf.Tensor4D): tf.Tensor2D {
+  private mergeInference(x: tf.Tensor4D, packing?: Packing): tf.Tensor2D {
     const [batch, , length] = x.shape;
     const joined = length === 1 ? x : kernel.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]
-    return kernel.reshape(dense(kernel.reshape(joined, [1, batch * length, this.dModel]), this.fused('out')), [batch * length, this.dModel]); // [B·L, d]
+    const flat = kernel.reshape<tf.Tensor2D>(joined, [batch * length, this.dModel]); // [B·L, d]
+    const rows = packing ? kernel.gatherNd<tf.Tensor2D>(flat, packing.pack) : flat; // [N, d] when packed
+    const n = rows.shape[0];
+    return kernel.reshape(dense(kernel.reshape(rows, [1, n, this.dModel]), this.fused('out')), [n, this.dModel]); // [B·L or N, d]
   }
 
-  /** Self-attention over x [B·L, d] with an additive mask; → [B·L, d]. */
+  /** Self-attention over x [B·L, d] (inference: or [N, d], packed) with an additive mask; → the same shape. */
   selfAttention(x: tf.Tensor2D, shape: SequenceShape, mask: tf.Tensor | undefined, pass: ForwardPass): tf.Tensor2D {
     if (!pass.differentiable) {
       const [q, k, v] = this.projectInference(x, 'qkv', shape) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-      return this.mergeInference(attend(q, k, v, mask));
+      return this.mergeInference(attend(q, k, v, mask), shape.packing);
     }
     const q = this.project(x, this.query, shape, pass);
     const k = this.project(x, this.key, shape, pass);
@@ -197,7 +239,7 @@ export class MultiHeadAttention {
     return { output: this.mergeInference(attend(q, cache.k, cache.v, mask)), cache };
   }
 
-  /** Keys and values of the encoder output [B·S, d], computed once per source. */
+  /** Keys and values of the encoder output [B·S, d] (inference: or [N, d], packed), computed once per source. */
   memoryKeyValue(memory: tf.Tensor2D, shape: SequenceShape, pass: ForwardPass): KeyValue {
     if (!pass.differentiable) {
       const [k, v] = this.projectInference(memory, 'kv', shape) as [tf.Tensor4D, tf.Tensor4D];

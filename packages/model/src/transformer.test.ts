@@ -9,6 +9,7 @@ import { presetConfig } from './config.js';
 import { greedyDecode } from './generation/greedy.js';
 import { CONFIG_FILE, ModelDirError, WEIGHTS_FILE } from './model-dir.js';
 import { Adam } from './optimizer.js';
+import { ForwardPass } from './params.js';
 import { loadModel, saveModel } from './persist.js';
 import { Rng } from './random.js';
 import { trainStep } from './train-step.js';
@@ -77,6 +78,26 @@ describe('the tiny Transformer on wasm', () => {
     expect(worst).toBeLessThanOrEqual(1e-4);
     model.disposeDecoding(state);
     source.dispose();
+    model.dispose();
+  });
+
+  it('encodes a padded batch packed in inference, row for row as the unpacked encoder does (max |Δ| ≤ 1e-5)', () => {
+    const config = presetConfig('tiny', { vocabSize: VOCAB });
+    const model = new Transformer(config, 4);
+    const source = sourceTensor([[5, 6, 7, 8, 9], [10], [11, 12, 13]], config); // [3, 6] with padding
+    const lengths = [6, 2, 4]; // EOS included
+    const { packed, full, packedRows } = tf.tidy(() => {
+      const inference = model.encode(source);
+      const training = model.encode(source, ForwardPass.training(0, undefined));
+      return { packed: inference.memory, full: training.memory, packedRows: inference.shape.packing?.pack.shape[0] };
+    });
+    expect(packedRows).toBe(12);
+    expect(packed.shape).toEqual([12, config.dModel]);
+    const width = source.shape[1];
+    const realRows = lengths.flatMap((n, b) => Array.from({ length: n }, (_, i) => b * width + i));
+    const worst = tf.tidy(() => tf.max(tf.abs(tf.sub(packed, tf.gather(full, realRows)))).dataSync()[0]!);
+    expect(worst).toBeLessThanOrEqual(1e-5);
+    tf.dispose([packed, full, source]);
     model.dispose();
   });
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MASKED, paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
+import { MASKED, packingOf, paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 import type { TensorBatch } from './batch.js';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { DecoderLayer, EncoderLayer, LayerNorm, positionalEncoding, type LayerCache } from './layers.js';
@@ -122,12 +122,19 @@ export class Transformer {
     return kernel.add(rows, kernel.gatherNd(this.positions, tf.tensor2d(rowPositions, [batchSize, 1], 'int32'))); // [B, d]
   }
 
-  /** The encoder stack over source ids [B, S]; → memory [B·S, d] and the source padding mask [B, 1, 1, S]. */
+  /**
+   * The encoder stack over source ids [B, S]; → memory [B·S, d] and the
+   * source padding mask [B, 1, 1, S]. In inference a padded batch runs
+   * packed: memory holds the N real tokens only, [N, d], and `shape.packing`
+   * says where they belong, so that padding costs no products.
+   */
   encode(source: tf.Tensor2D, pass: ForwardPass = ForwardPass.inference): { memory: tf.Tensor2D; shape: SequenceShape; sourceMask: tf.Tensor4D } {
-    const shape = { batch: source.shape[0], length: source.shape[1] };
+    const packing = pass.differentiable ? undefined : packingOf(source, this.config.padId);
+    const shape: SequenceShape = { batch: source.shape[0], length: source.shape[1], ...(packing ? { packing } : {}) };
     const sourceMask = paddingMask(source, this.config.padId); // [B, 1, 1, S]
-    let x = this.embed(source, 0, pass); // [B·S, d]
-    for (const layer of this.encoderLayers) x = layer.apply(x, shape, sourceMask, pass); // [B·S, d]
+    const embedded = this.embed(source, 0, pass); // [B·S, d]
+    let x = packing ? kernel.gatherNd<tf.Tensor2D>(embedded, packing.pack) : embedded; // [B·S or N, d]
+    for (const layer of this.encoderLayers) x = layer.apply(x, shape, sourceMask, pass); // [B·S or N, d]
     return { memory: this.encoderNorm ? this.encoderNorm.apply(x, pass) : x, shape, sourceMask };
   }
 
