@@ -47,3 +47,16 @@ export function runReferenceDecoding(work: string): ReferenceDecoding {
   const out = execFileSync('/usr/bin/python3', ['bench_decode.py', join(work, 'model_bench.pt'), '2'], { cwd: work, env, encoding: 'utf8' });
   return lastJson<ReferenceDecoding>(out);
 }
+
+/**
+ * After runReferenceDecoding, in the same working directory: the reference's
+ * greedy reply forced to each number of decoder steps (2 threads) → median ms
+ * by step count. Its 20-step weights never emit EOS, so this stands in for a
+ * natural reply of that many steps.
+ */
+export function runReferenceGreedySteps(work: string, counts: readonly number[]): Record<number, number> {
+  const env = { ...process.env, OMP_WAIT_POLICY: 'passive' };
+  const script = join(REPO_ROOT, 'scripts', 'bench', 'torch_greedy_steps.py');
+  const out = execFileSync('/usr/bin/python3', [script, join(work, 'model_bench.pt'), '2', ...counts.map(String)], { cwd: work, env, encoding: 'utf8' });
+  return lastJson<Record<number, number>>(out);
+}
