@@ -11,7 +11,7 @@
  *  2. throughput with autocannon against POST /v1/chat (greedy, natural
  *     replies to a mix of ChatbotData questions) under 1, 8 and 32 concurrent
  *     clients, each run bounded in time, with request batching on and off,
- *     side by side.
+ *     side by side: both servers up at once, loaded in alternating rounds.
  *
  * The server is the real one (`startServer` of @hanmadi/api on 127.0.0.1:0,
  * loopback only) running in a worker thread of this process, so that the
@@ -19,7 +19,7 @@
  * closed and its thread ended (the model freed) before the next starts.
  *
  * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
- * --duration S (10), --warmup S (2), --requests N (50), --clients 1,8,32,
+ * --duration S (10), --rounds N (5), --warmup S (2), --requests N (50), --clients 1,8,32,
  * --max-batch (32), --max-wait-ms (0), --only latency|throughput,
  * --no-reference, --recorded-reference.
  */
@@ -274,36 +274,73 @@ interface LatencyRow {
   n: number;
 }
 
-async function measureLatency(thread: ServerThread, c: LatencyCase, requests: number): Promise<LatencyRow> {
-  const url = thread.ready.url;
+/**
+ * One case on both servers: warm-up on each, then `requests` requests each,
+ * sent in `rounds` alternating groups (each server first every other round)
+ * so that the machine's drift falls on both alike.
+ */
+async function measureLatency(threads: Record<'off' | 'on', ServerThread>, c: LatencyCase, requests: number, rounds: number): Promise<Record<'off' | 'on', LatencyRow>> {
   const body = { message: PROMPT, decoding: c.decoding };
-  for (let i = 0; i < LATENCY_WARMUP; i++) await postChat(url, body);
-  await thread.stats(true);
-  const client: number[] = [];
-  const server: number[] = [];
-  let last: ChatResponse | undefined;
-  for (let i = 0; i < requests; i++) {
-    const { ms, response } = await postChat(url, body);
-    client.push(ms);
-    server.push(response.latencyMs);
-    last = response;
+  const modes = ['off', 'on'] as const;
+  const samples = { off: { client: [] as number[], server: [] as number[] }, on: { client: [] as number[], server: [] as number[] } };
+  const last: Partial<Record<'off' | 'on', ChatResponse>> = {};
+  for (const mode of modes) {
+    for (let i = 0; i < LATENCY_WARMUP; i++) await postChat(threads[mode].ready.url, body);
+    await threads[mode].stats(true);
   }
-  // The server counts the decoder steps it ran: beam search may go on past its winner's EOS.
-  const { steps } = await thread.stats(true);
+  for (let round = 0; round < rounds; round++) {
+    const count = Math.floor(requests / rounds) + (round < requests % rounds ? 1 : 0);
+    for (const mode of round % 2 === 0 ? modes : ([...modes].reverse() as ('off' | 'on')[])) {
+      for (let i = 0; i < count; i++) {
+        const { ms, response } = await postChat(threads[mode].ready.url, body);
+        samples[mode].client.push(ms);
+        samples[mode].server.push(response.latencyMs);
+        last[mode] = response;
+      }
+    }
+  }
+  const row = async (mode: 'off' | 'on'): Promise<LatencyRow> => {
+    // The server counts the decoder steps it ran: beam search may go on past its winner's EOS.
+    const { steps } = await threads[mode].stats(true);
+    return {
+      label: c.label,
+      reply: last[mode]!.reply,
+      tokens: last[mode]!.tokens,
+      steps: steps / requests,
+      clientP50: median(samples[mode].client),
+      clientP99: percentile(samples[mode].client, 0.99),
+      serverP50: median(samples[mode].server),
+      n: requests,
+    };
+  };
+  return { off: await row('off'), on: await row('on') };
+}
+
+/** Rounds of one server at one client count as one row: req/s over all of them, the median p50, the worst p99. */
+function combineRounds(rows: readonly LoadRow[]): LoadRow {
+  const sum = (pick: (r: LoadRow) => number) => rows.reduce((s, r) => s + pick(r), 0);
+  const seconds = sum((r) => r.seconds);
+  const replies = sum((r) => r.ok);
+  const steps = sum((r) => r.steps);
   return {
-    label: c.label,
-    reply: last!.reply,
-    tokens: last!.tokens,
-    steps: steps / requests,
-    clientP50: median(client),
-    clientP99: percentile(client, 0.99),
-    serverP50: median(server),
-    n: requests,
+    connections: rows[0]!.connections,
+    seconds,
+    rps: replies / seconds,
+    p50: median(rows.map((r) => r.p50)),
+    p99: Math.max(...rows.map((r) => r.p99)),
+    ok: replies,
+    errors: sum((r) => r.errors),
+    non2xx: sum((r) => r.non2xx),
+    tokensPerReply: replies ? sum((r) => r.tokensPerReply * r.ok) / replies : 0,
+    steps,
+    meanBatch: steps ? sum((r) => r.meanBatch * r.steps) / steps : 0,
   };
 }
 
 interface LoadRow {
   connections: number;
+  /** Seconds under load, as autocannon measured them. */
+  seconds: number;
   rps: number;
   p50: number;
   p99: number;
@@ -311,7 +348,8 @@ interface LoadRow {
   errors: number;
   non2xx: number;
   tokensPerReply: number;
-  /** Mean requests per decoder step. */
+  /** Decoder steps the server ran, and the mean requests per step. */
+  steps: number;
   meanBatch: number;
 }
 
@@ -341,6 +379,7 @@ async function runLoad(server: ServerThread, questions: readonly string[], conne
   const stats = await server.stats(true);
   return {
     connections,
+    seconds: result.duration,
     rps: result['2xx'] / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -348,6 +387,7 @@ async function runLoad(server: ServerThread, questions: readonly string[], conne
     errors: result.errors,
     non2xx: result.non2xx,
     tokensPerReply: replies ? tokens / replies : 0,
+    steps: stats.steps,
     meanBatch: stats.steps ? stats.stepRequests / stats.steps : 0,
   };
 }
@@ -476,6 +516,7 @@ export async function benchServe(argv: string[]): Promise<void> {
       warmup: { type: 'string', default: '2' },
       requests: { type: 'string', default: '50' },
       clients: { type: 'string', default: '1,8,32' },
+      rounds: { type: 'string', default: '5' },
       'max-batch': { type: 'string', default: '32' },
       'max-wait-ms': { type: 'string', default: '0' },
       only: { type: 'string' },
@@ -487,6 +528,7 @@ export async function benchServe(argv: string[]): Promise<void> {
   const warmup = Number(values.warmup);
   const requests = Math.round(positiveNumber(values.requests, '--requests'));
   const clients = values.clients.split(',').map((c) => Math.round(positiveNumber(c.trim(), '--clients')));
+  const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
   const maxBatch = Math.round(positiveNumber(values['max-batch'], '--max-batch'));
   const maxWaitMs = Number(values['max-wait-ms']);
   if (values.only !== undefined && values.only !== 'latency' && values.only !== 'throughput') throw new Error(`--only: expected latency or throughput, got "${values.only}"`);
@@ -536,18 +578,24 @@ export async function benchServe(argv: string[]): Promise<void> {
     // One request at a time, on a server with batching off (each request decodes at once) and on
     // (the default; a lone request waits maxWaitMs, if any, for company).
     const rows: Record<'off' | 'on', LatencyRow[]> = { off: [], on: [] };
-    for (const mode of ['off', 'on'] as const) {
-      const server = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
-      backendLine = server.ready.backendLine;
-      console.log(`server (batching ${mode}): ${server.ready.modelId} at ${server.ready.url} — ${backendLine}`);
-      try {
-        for (const c of cases) rows[mode].push(await measureLatency(server, c, requests));
-      } finally {
-        await server.close();
+    const threads = {
+      off: await ServerThread.start({ model: modelDir, backend: values.backend, batching: false, maxBatch, maxWaitMs }),
+      on: await ServerThread.start({ model: modelDir, backend: values.backend, batching: true, maxBatch, maxWaitMs }),
+    };
+    backendLine = threads.on.ready.backendLine;
+    for (const mode of ['off', 'on'] as const) console.log(`server (batching ${mode}): ${threads[mode].ready.modelId} at ${threads[mode].ready.url} — ${backendLine}`);
+    try {
+      for (const c of cases) {
+        const measured = await measureLatency(threads, c, requests, rounds);
+        rows.off.push(measured.off);
+        rows.on.push(measured.on);
       }
+    } finally {
+      await Promise.all([threads.off.close(), threads.on.close()]);
     }
 
-    console.log(`\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${LATENCY_WARMUP} warm-up then ${requests} measured (ms; p99 by nearest rank)`);
+    console.log(`\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${LATENCY_WARMUP} warm-up then ${requests} measured per server,`);
+    console.log(`in ${rounds} rounds alternating batching off and on (ms; p99 by nearest rank)`);
     // The reference's weights never emit EOS: its greedy reply forced to as many steps as ours took stands in for a natural one.
     const naturalSteps = rows.off[cases.findIndex((c) => c.forcedNatural)]?.steps;
     const forced = naturalSteps === undefined ? undefined : measured?.greedyForced?.[naturalSteps];
@@ -609,43 +657,58 @@ export async function benchServe(argv: string[]): Promise<void> {
 
   if (doThroughput) {
     const { questions, source } = await questionMix();
+    const slice = duration / rounds;
     console.log(`\nthroughput: autocannon, POST /v1/chat, greedy natural replies (default maxNewTokens) to ${source}, round robin;`);
-    console.log(`each run ${duration} s after a ${warmup} s warm-up per server at ${Math.max(...clients)} clients; batching on: maxBatch ${maxBatch}, maxWaitMs ${maxWaitMs}`);
+    console.log(`per client count ${duration} s per server, run as ${rounds} rounds of ${slice.toFixed(1)} s that alternate batching on and off (this machine's speed drifts`);
+    console.log(`by tens of per cent within a minute: alternating lets both see the same drift), after a ${warmup} s warm-up per server; batching on: maxBatch ${maxBatch}, maxWaitMs ${maxWaitMs}`);
+    // Both servers up at once, each in its own thread; only the one under load works.
+    const servers = {
+      on: await ServerThread.start({ model: modelDir, backend: values.backend, batching: true, maxBatch, maxWaitMs }),
+      off: await ServerThread.start({ model: modelDir, backend: values.backend, batching: false, maxBatch, maxWaitMs }),
+    };
+    backendLine ||= servers.on.ready.backendLine;
     const results: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
-    for (const mode of ['on', 'off'] as const) {
-      const server = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
-      backendLine ||= server.ready.backendLine;
-      try {
-        if (warmup > 0) {
-          await runLoad(server, questions, Math.max(...clients), warmup);
-          await server.settle();
-          await server.stats(true);
-        }
-        for (const connections of clients) {
-          const row = await runLoad(server, questions, connections, duration);
-          results[mode].push(row);
-          console.log(`  batching ${mode.padEnd(3)} ${String(connections).padStart(3)} clients: ${row.rps.toFixed(1)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms`);
-          await server.settle();
-        }
-      } finally {
-        await server.close();
+    const roundRatios: number[][] = [];
+    try {
+      for (const mode of ['on', 'off'] as const) {
+        if (warmup <= 0) continue;
+        await runLoad(servers[mode], questions, Math.max(...clients), warmup);
+        await servers[mode].settle();
+        await servers[mode].stats(true);
       }
+      for (const connections of clients) {
+        const parts: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
+        for (let round = 0; round < rounds; round++) {
+          // Each mode goes first every other round, so that neither always follows the other.
+          for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+            parts[mode].push(await runLoad(servers[mode], questions, connections, slice));
+            await servers[mode].settle();
+          }
+        }
+        for (const mode of ['on', 'off'] as const) results[mode].push(combineRounds(parts[mode]));
+        roundRatios.push(parts.on.map((on, i) => on.rps / parts.off[i]!.rps));
+        const line = (mode: 'on' | 'off') => `${results[mode].at(-1)!.rps.toFixed(1)} req/s (rounds: ${parts[mode].map((r) => r.rps.toFixed(0)).join(', ')})`;
+        console.log(`  ${String(connections).padStart(3)} clients: batching on ${line('on')}; off ${line('off')}`);
+      }
+    } finally {
+      await Promise.all([servers.on.close(), servers.off.close()]);
     }
 
     const errs = (r: LoadRow): string => `${r.errors}/${r.non2xx}`;
-    const table: string[][] = [['clients', 'on req/s', 'on p50', 'on p99', 'on err/non2xx', 'on batch', 'on tok/reply', 'off req/s', 'off p50', 'off p99', 'off err/non2xx', 'off tok/reply', 'on/off req/s']];
+    const table: string[][] = [['clients', 'on req/s', 'on p50', 'on p99', 'on err/non2xx', 'on batch', 'on tok/reply', 'off req/s', 'off p50', 'off p99', 'off err/non2xx', 'off tok/reply', 'on/off req/s', 'by round (median)']];
     clients.forEach((c, i) => {
       const on = results.on[i]!;
       const off = results.off[i]!;
-      table.push([String(c), on.rps.toFixed(1), String(on.p50), String(on.p99), errs(on), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), String(off.p50), String(off.p99), errs(off), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`]);
+      table.push([String(c), on.rps.toFixed(1), String(on.p50), String(on.p99), errs(on), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), String(off.p50), String(off.p99), errs(off), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`, `${median(roundRatios[i]!).toFixed(2)}×`]);
     });
-    console.log(`\nthroughput, batching on vs off (req/s: 2xx replies per second; p50/p99: client latency in ms; batch: mean requests per decoder step)`);
+    console.log(`\nthroughput, batching on vs off (req/s: 2xx replies per second over all rounds; p50: median of the rounds' p50, p99: the worst round's p99, client latency in ms;`);
+    console.log(` batch: mean requests per decoder step; by round: the median of the rounds' on/off ratios)`);
     printTable(table);
     const top = clients.indexOf(32) >= 0 ? clients.indexOf(32) : clients.length - 1;
     const on = results.on[top]!;
     const off = results.off[top]!;
     const r = on.rps / off.rps;
-    console.log(`target at ${clients[top]} clients: batching ≥ 3× the req/s of batching off → ${r.toFixed(2)}× ${r >= 3 ? 'met' : 'NOT met'}; p99 under 1 s with batching → ${on.p99} ms ${on.p99 < 1000 ? 'met' : 'NOT met'}`);
+    console.log(`target at ${clients[top]} clients: batching ≥ 3× the req/s of batching off → ${r.toFixed(2)}× ${r >= 3 ? 'met' : 'NOT met'} (rounds: ${roundRatios[top]!.map((x) => x.toFixed(2)).join(', ')}); p99 under 1 s with batching → ${on.p99} ms ${on.p99 < 1000 ? 'met' : 'NOT met'}`);
   }
   if (backendLine) console.log(`\nserver ${backendLine}`);
 }
