@@ -218,21 +218,24 @@ export class Transformer {
       return tf.pad(t, paddings, value);
     };
     const joinRows = (a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D => kernel.concat([a, b], 0); // [B + B', ·, ·, ·]
+    let joined: { layers: LayerCache[]; sourceMask: tf.Tensor4D };
     try {
-      tf.tidy(() => {
-        state.layers = old.layers.map((layer, i) => {
+      joined = tidy(() => ({
+        layers: old.layers.map((layer, i): LayerCache => {
           const fresh = added.layers[i]!.memory;
           const memory = keepKeyValue({ k: joinRows(padTo(layer.memory.k, 2), padTo(fresh.k, 2)), v: joinRows(padTo(layer.memory.v, 2), padTo(fresh.v, 2)) }); // [B + B', h, S, dk]
           if (!layer.self) return { self: undefined, memory };
           const [, heads, , dk] = layer.self.k.shape;
           const empty = tf.zeros([added.batchSize, heads, slots, dk]) as tf.Tensor4D; // [B', h, T, dk]
           return { self: keepKeyValue({ k: joinRows(layer.self.k, empty), v: joinRows(layer.self.v, empty) }), memory };
-        });
-        state.sourceMask = tf.keep(joinRows(padTo(old.sourceMask, 3, MASKED), padTo(added.sourceMask, 3, MASKED))); // [B + B', 1, 1, S]
-      });
+        }),
+        sourceMask: tf.keep(joinRows(padTo(old.sourceMask, 3, MASKED), padTo(added.sourceMask, 3, MASKED))), // [B + B', 1, 1, S]
+      }));
     } finally {
       this.disposeDecoding(added);
     }
+    state.layers = joined.layers;
+    state.sourceMask = joined.sourceMask;
     state.sourcePadded = state.sourcePadded !== false || added.sourcePadded !== false || old.sourceMask.shape[3] !== added.sourceMask.shape[3];
     state.firstSlot = [...state.firstSlot, ...new Array<number>(added.batchSize).fill(slots)];
     state.batchSize += added.batchSize;
@@ -241,7 +244,7 @@ export class Transformer {
   }
 
   /**
-   * Feeds one token per row, tokens int32 [B], at `state.position`; returns the
+   * Feeds one token per row, tokens int32 [B], each at its row's next position; returns the
    * next-token logits [B, V] and advances the state in place (the previous
    * cache tensors are disposed).
    */
