@@ -19,7 +19,7 @@
  * closed and its thread ended (the model freed) before the next starts.
  *
  * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
- * --duration S (10), --rounds N (5), --warmup S (2), --requests N (50), --clients 1,8,32,
+ * --duration S (12), --rounds N (6), --warmup S (2), --requests N (50), --clients 1,8,32,
  * --max-batch (32), --max-wait-ms (0), --only latency|throughput,
  * --no-reference, --recorded-reference.
  */
@@ -274,16 +274,25 @@ interface LatencyRow {
   n: number;
 }
 
+/** What one server's requests of one case gave, gathered over the rounds. */
+interface LatencySamples {
+  client: number[];
+  server: number[];
+  /** Decoder steps the server counted for these requests. */
+  steps: number;
+  last?: ChatResponse;
+}
+
+const noSamples = (): LatencySamples => ({ client: [], server: [], steps: 0 });
+
 /**
  * One case on both servers: warm-up on each, then `requests` requests each,
  * sent in `rounds` alternating groups (each server first every other round)
- * so that the machine's drift falls on both alike.
+ * so that the machine's drift falls on both alike; → appended to `into`.
  */
-async function measureLatency(threads: Record<'off' | 'on', ServerThread>, c: LatencyCase, requests: number, rounds: number): Promise<Record<'off' | 'on', LatencyRow>> {
+async function measureLatency(threads: Record<'off' | 'on', ServerThread>, c: LatencyCase, requests: number, rounds: number, into: Record<'off' | 'on', LatencySamples>): Promise<void> {
   const body = { message: PROMPT, decoding: c.decoding };
   const modes = ['off', 'on'] as const;
-  const samples = { off: { client: [] as number[], server: [] as number[] }, on: { client: [] as number[], server: [] as number[] } };
-  const last: Partial<Record<'off' | 'on', ChatResponse>> = {};
   for (const mode of modes) {
     for (let i = 0; i < LATENCY_WARMUP; i++) await postChat(threads[mode].ready.url, body);
     await threads[mode].stats(true);
@@ -293,27 +302,27 @@ async function measureLatency(threads: Record<'off' | 'on', ServerThread>, c: La
     for (const mode of round % 2 === 0 ? modes : ([...modes].reverse() as ('off' | 'on')[])) {
       for (let i = 0; i < count; i++) {
         const { ms, response } = await postChat(threads[mode].ready.url, body);
-        samples[mode].client.push(ms);
-        samples[mode].server.push(response.latencyMs);
-        last[mode] = response;
+        into[mode].client.push(ms);
+        into[mode].server.push(response.latencyMs);
+        into[mode].last = response;
       }
     }
   }
-  const row = async (mode: 'off' | 'on'): Promise<LatencyRow> => {
-    // The server counts the decoder steps it ran: beam search may go on past its winner's EOS.
-    const { steps } = await threads[mode].stats(true);
-    return {
-      label: c.label,
-      reply: last[mode]!.reply,
-      tokens: last[mode]!.tokens,
-      steps: steps / requests,
-      clientP50: median(samples[mode].client),
-      clientP99: percentile(samples[mode].client, 0.99),
-      serverP50: median(samples[mode].server),
-      n: requests,
-    };
+  // The server counts the decoder steps it ran: beam search may go on past its winner's EOS.
+  for (const mode of modes) into[mode].steps += (await threads[mode].stats(true)).steps;
+}
+
+function latencyRow(c: LatencyCase, s: LatencySamples): LatencyRow {
+  return {
+    label: c.label,
+    reply: s.last!.reply,
+    tokens: s.last!.tokens,
+    steps: s.steps / s.client.length,
+    clientP50: median(s.client),
+    clientP99: percentile(s.client, 0.99),
+    serverP50: median(s.server),
+    n: s.client.length,
   };
-  return { off: await row('off'), on: await row('on') };
 }
 
 /** Rounds of one server at one client count as one row: req/s over all of them, the median p50, the worst p99. */
@@ -512,11 +521,11 @@ export async function benchServe(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
-      duration: { type: 'string', default: '10' },
+      duration: { type: 'string', default: '12' },
       warmup: { type: 'string', default: '2' },
       requests: { type: 'string', default: '50' },
       clients: { type: 'string', default: '1,8,32' },
-      rounds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '6' },
       'max-batch': { type: 'string', default: '32' },
       'max-wait-ms': { type: 'string', default: '0' },
       only: { type: 'string' },
@@ -577,25 +586,26 @@ export async function benchServe(argv: string[]): Promise<void> {
     ];
     // One request at a time, on a server with batching off (each request decodes at once) and on
     // (the default; a lone request waits maxWaitMs, if any, for company).
-    const rows: Record<'off' | 'on', LatencyRow[]> = { off: [], on: [] };
-    const threads = {
-      off: await ServerThread.start({ model: modelDir, backend: values.backend, batching: false, maxBatch, maxWaitMs }),
-      on: await ServerThread.start({ model: modelDir, backend: values.backend, batching: true, maxBatch, maxWaitMs }),
-    };
-    backendLine = threads.on.ready.backendLine;
-    for (const mode of ['off', 'on'] as const) console.log(`server (batching ${mode}): ${threads[mode].ready.modelId} at ${threads[mode].ready.url} — ${backendLine}`);
-    try {
-      for (const c of cases) {
-        const measured = await measureLatency(threads, c, requests, rounds);
-        rows.off.push(measured.off);
-        rows.on.push(measured.on);
+    // Half the requests with the batching-off server started first, half with it started second: whichever
+    // thread starts first measured consistently slower here, for no reason in the servers themselves.
+    const samples = cases.map(() => ({ off: noSamples(), on: noSamples() }));
+    for (const order of [['off', 'on'], ['on', 'off']] as const) {
+      const threads = {} as Record<'off' | 'on', ServerThread>;
+      for (const mode of order) threads[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
+      if (!backendLine) {
+        backendLine = threads.on.ready.backendLine;
+        for (const mode of ['off', 'on'] as const) console.log(`server (batching ${mode}): ${threads[mode].ready.modelId} — ${backendLine}`);
       }
-    } finally {
-      await Promise.all([threads.off.close(), threads.on.close()]);
+      try {
+        for (const [i, c] of cases.entries()) await measureLatency(threads, c, Math.ceil(requests / 2), Math.max(1, Math.ceil(rounds / 2)), samples[i]!);
+      } finally {
+        await Promise.all([threads.off.close(), threads.on.close()]);
+      }
     }
+    const rows: Record<'off' | 'on', LatencyRow[]> = { off: cases.map((c, i) => latencyRow(c, samples[i]!.off)), on: cases.map((c, i) => latencyRow(c, samples[i]!.on)) };
 
-    console.log(`\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${LATENCY_WARMUP} warm-up then ${requests} measured per server,`);
-    console.log(`in ${rounds} rounds alternating batching off and on (ms; p99 by nearest rank)`);
+    console.log(`\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${rows.off[0]!.n} measured per server after warm-ups,`);
+    console.log(`in rounds alternating batching off and on, half of them with each server's thread started first (ms; p99 by nearest rank)`);
     // The reference's weights never emit EOS: its greedy reply forced to as many steps as ours took stands in for a natural one.
     const naturalSteps = rows.off[cases.findIndex((c) => c.forcedNatural)]?.steps;
     const forced = naturalSteps === undefined ? undefined : measured?.greedyForced?.[naturalSteps];
@@ -657,42 +667,44 @@ export async function benchServe(argv: string[]): Promise<void> {
 
   if (doThroughput) {
     const { questions, source } = await questionMix();
-    const slice = duration / rounds;
+    const slice = duration / (2 * Math.ceil(rounds / 2));
     console.log(`\nthroughput: autocannon, POST /v1/chat, greedy natural replies (default maxNewTokens) to ${source}, round robin;`);
-    console.log(`per client count ${duration} s per server, run as ${rounds} rounds of ${slice.toFixed(1)} s that alternate batching on and off (this machine's speed drifts`);
-    console.log(`by tens of per cent within a minute: alternating lets both see the same drift), after a ${warmup} s warm-up per server; batching on: maxBatch ${maxBatch}, maxWaitMs ${maxWaitMs}`);
-    // Both servers up at once, each in its own thread; only the one under load works.
-    const servers = {
-      on: await ServerThread.start({ model: modelDir, backend: values.backend, batching: true, maxBatch, maxWaitMs }),
-      off: await ServerThread.start({ model: modelDir, backend: values.backend, batching: false, maxBatch, maxWaitMs }),
-    };
-    backendLine ||= servers.on.ready.backendLine;
-    const results: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
-    const roundRatios: number[][] = [];
-    try {
-      for (const mode of ['on', 'off'] as const) {
-        if (warmup <= 0) continue;
-        await runLoad(servers[mode], questions, Math.max(...clients), warmup);
-        await servers[mode].settle();
-        await servers[mode].stats(true);
-      }
-      for (const connections of clients) {
-        const parts: Record<'on' | 'off', LoadRow[]> = { on: [], off: [] };
-        for (let round = 0; round < rounds; round++) {
-          // Each mode goes first every other round, so that neither always follows the other.
-          for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
-            parts[mode].push(await runLoad(servers[mode], questions, connections, slice));
-            await servers[mode].settle();
+    console.log(`per client count about ${duration} s per server, in rounds of ${slice.toFixed(1)} s that alternate batching on and off (this machine's speed drifts by tens`);
+    console.log(`of per cent within a minute: alternating lets both see the same drift), half of them with each server's thread started first, after a ${warmup} s`);
+    console.log(`warm-up per server; batching on: maxBatch ${maxBatch}, maxWaitMs ${maxWaitMs}`);
+    // Both servers up at once, each in its own thread; only the one under load works. Half the rounds
+    // with each server's thread started first, as for latency.
+    const parts = clients.map(() => ({ on: [] as LoadRow[], off: [] as LoadRow[] }));
+    for (const order of [['on', 'off'], ['off', 'on']] as const) {
+      const servers = {} as Record<'on' | 'off', ServerThread>;
+      for (const mode of order) servers[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
+      backendLine ||= servers.on.ready.backendLine;
+      try {
+        for (const mode of ['on', 'off'] as const) {
+          if (warmup <= 0) continue;
+          await runLoad(servers[mode], questions, Math.max(...clients), warmup);
+          await servers[mode].settle();
+          await servers[mode].stats(true);
+        }
+        for (const [i, connections] of clients.entries()) {
+          for (let round = 0; round < Math.ceil(rounds / 2); round++) {
+            // Each mode goes first every other round, so that neither always follows the other.
+            for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+              parts[i]![mode].push(await runLoad(servers[mode], questions, connections, slice));
+              await servers[mode].settle();
+            }
           }
         }
-        for (const mode of ['on', 'off'] as const) results[mode].push(combineRounds(parts[mode]));
-        roundRatios.push(parts.on.map((on, i) => on.rps / parts.off[i]!.rps));
-        const line = (mode: 'on' | 'off') => `${results[mode].at(-1)!.rps.toFixed(1)} req/s (rounds: ${parts[mode].map((r) => r.rps.toFixed(0)).join(', ')})`;
-        console.log(`  ${String(connections).padStart(3)} clients: batching on ${line('on')}; off ${line('off')}`);
+      } finally {
+        await Promise.all([servers.on.close(), servers.off.close()]);
       }
-    } finally {
-      await Promise.all([servers.on.close(), servers.off.close()]);
     }
+    const results: Record<'on' | 'off', LoadRow[]> = { on: parts.map((p) => combineRounds(p.on)), off: parts.map((p) => combineRounds(p.off)) };
+    const roundRatios = parts.map((p) => p.on.map((on, r) => on.rps / p.off[r]!.rps));
+    clients.forEach((connections, i) => {
+      const line = (mode: 'on' | 'off') => `${results[mode][i]!.rps.toFixed(1)} req/s (rounds: ${parts[i]![mode].map((r) => r.rps.toFixed(0)).join(', ')})`;
+      console.log(`  ${String(connections).padStart(3)} clients: batching on ${line('on')}; off ${line('off')}`);
+    });
 
     const errs = (r: LoadRow): string => `${r.errors}/${r.non2xx}`;
     const table: string[][] = [['clients', 'on req/s', 'on p50', 'on p99', 'on err/non2xx', 'on batch', 'on tok/reply', 'off req/s', 'off p50', 'off p99', 'off err/non2xx', 'off tok/reply', 'on/off req/s', 'by round (median)']];
