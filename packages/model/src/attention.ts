@@ -204,7 +204,7 @@ export class MultiHeadAttention {
     return groups === 1 ? [heads] : kernel.split<tf.Tensor4D>(heads, groups, 1); // n × [B, h, L, dk]
   }
 
-  /** Inference merge of heads [B, h, L, dk] and W^O: → [B·L, d]. */
+  /** Inference merge of heads [B, h, L, dk] and W^O: → [B·L, d], or the packed rows [N, d]. */
   private mergeInference(x: tf.Tensor4D, packing?: Packing): tf.Tensor2D {
     const [batch, , length] = x.shape;
     const joined = length === 1 ? x : kernel.transpose(x, [0, 2, 1, 3]); // [B, L, h, dk]

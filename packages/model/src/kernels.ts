@@ -6,8 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
  * arguments first: about 5 µs an op on wasm, as much as the arithmetic of a
  * decoding step at one token per row, and a step runs about a hundred of
  * them. These take tensors only (no scalars, no -1 in shapes, no negative
- * axes) and are checked by the kernels themselves; they record no gradient
- * worth having, so training keeps the tf.* ops.
+ * axes), checked by the kernels themselves; training keeps the tf.* ops.
  */
 
 function run<T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap | tf.Tensor[], attrs: Record<string, unknown> = {}): T {
