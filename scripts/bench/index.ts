@@ -21,7 +21,7 @@ const bench = name === undefined ? undefined : BENCHES[name];
 if (bench === undefined) {
   console.error(`usage: pnpm bench <${Object.keys(BENCHES).join('|')}> [flags]`);
   console.error('  serve: [--model <run-dir>] [--backend wasm] [--duration 12] [--warmup 2] [--requests 50] [--clients 1,8,32]');
-  console.error('         [--rounds 6] [--max-batch 32] [--max-wait-ms 0] [--only latency|throughput] [--no-reference] [--recorded-reference]');
+  console.error('         [--rounds 6] [--max-batch 32] [--max-wait-ms 0] [--only latency|throughput|model] [--no-reference] [--recorded-reference]');
   process.exitCode = 2;
 } else {
   try {

@@ -11,7 +11,11 @@
  *  2. throughput with autocannon against POST /v1/chat (greedy, natural
  *     replies to a mix of ChatbotData questions) under 1, 8 and 32 concurrent
  *     clients, each run bounded in time, with request batching on and off,
- *     side by side: both servers up at once, loaded in alternating rounds.
+ *     side by side: both servers up at once, loaded in alternating rounds;
+ *  3. the same mix decoded by the service's model alone (ChatModel.reply in
+ *     this thread, no HTTP) by as many closed-loop callers as the most
+ *     clients, batching on and off in alternating rounds: the ratio batching
+ *     can reach before HTTP and JSON take their share.
  *
  * The server is the real one (`startServer` of @hanmadi/api on 127.0.0.1:0,
  * loopback only) running in a worker thread of this process, so that the
@@ -20,7 +24,7 @@
  *
  * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
  * --duration S (12), --rounds N (6), --warmup S (2), --requests N (50), --clients 1,8,32,
- * --max-batch (32), --max-wait-ms (0), --only latency|throughput,
+ * --max-batch (32), --max-wait-ms (0), --only latency|throughput|model,
  * --no-reference, --recorded-reference.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -417,7 +421,7 @@ interface RefFigures {
 }
 
 /** Step counts of natural replies the forced reference covers. */
-const FORCED_STEPS = [2, 3, 4, 5, 6, 7, 8];
+const FORCED_STEPS = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 
 type FullReferenceDecoding = ReferenceDecoding & {
   greedy_cache_natural: { reply?: string };
@@ -540,9 +544,10 @@ export async function benchServe(argv: string[]): Promise<void> {
   const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
   const maxBatch = Math.round(positiveNumber(values['max-batch'], '--max-batch'));
   const maxWaitMs = Number(values['max-wait-ms']);
-  if (values.only !== undefined && values.only !== 'latency' && values.only !== 'throughput') throw new Error(`--only: expected latency or throughput, got "${values.only}"`);
-  const doLatency = values.only !== 'throughput';
-  const doThroughput = values.only !== 'latency';
+  if (values.only !== undefined && !['latency', 'throughput', 'model'].includes(values.only)) throw new Error(`--only: expected latency, throughput or model, got "${values.only}"`);
+  const doLatency = values.only === undefined || values.only === 'latency';
+  const doThroughput = values.only === undefined || values.only === 'throughput';
+  const doModel = values.only === undefined || values.only === 'model';
 
   // pnpm runs the script from the repository root; a relative --model is read from where pnpm was called.
   const modelDir = values.model !== undefined ? resolve(process.env['INIT_CWD'] ?? process.cwd(), values.model) : join(REPO_ROOT, DEFAULT_MODEL);
@@ -722,5 +727,97 @@ export async function benchServe(argv: string[]): Promise<void> {
     const r = on.rps / off.rps;
     console.log(`target at ${clients[top]} clients: batching ≥ 3× the req/s of batching off → ${r.toFixed(2)}× ${r >= 3 ? 'met' : 'NOT met'} (rounds: ${roundRatios[top]!.map((x) => x.toFixed(2)).join(', ')}); p99 under 1 s with batching → ${on.p99} ms ${on.p99 < 1000 ? 'met' : 'NOT met'}`);
   }
+  if (doModel) {
+    const { questions, source } = await questionMix();
+    const callers = Math.max(...clients);
+    const slice = duration / (2 * Math.ceil(rounds / 2));
+    console.log(`\nthe model alone: one copy of the model in the benchmark's own thread, tokenizing, decoding (DecodeBatcher) and detokenizing as the service does,`);
+    console.log(`without HTTP or JSON; ${callers} closed-loop callers, each sending its next question once its reply came;`);
+    console.log(`greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${warmup} s warm-up each`);
+    const rows = await measureModelAlone({ model: modelDir, backend: values.backend, maxBatch, maxWaitMs }, questions, callers, slice, Math.ceil(rounds / 2) * 2, warmup);
+    const table: string[][] = [['callers', 'on req/s', 'on ms/reply', 'on batch', 'on tok/reply', 'off req/s', 'off ms/reply', 'off tok/reply', 'on/off req/s', 'by round (median)']];
+    const ratios = rows.on.map((on, r) => on.replies / on.seconds / (rows.off[r]!.replies / rows.off[r]!.seconds));
+    const on = sumModelRounds(rows.on);
+    const off = sumModelRounds(rows.off);
+    table.push([String(callers), on.rps.toFixed(1), (1000 / on.rps).toFixed(2), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), (1000 / off.rps).toFixed(2), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`, `${median(ratios).toFixed(2)}×`]);
+    console.log(`(ms/reply: the thread's time per reply, 1000 / req/s, since the callers keep it busy; batch: mean requests per decoder step)`);
+    printTable(table);
+    console.log(`the model alone at ${callers} callers: batching on/off ${(on.rps / off.rps).toFixed(2)}× (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}), the ceiling for the service's ratio over HTTP`);
+    backendLine ||= rows.backendLine;
+  }
   if (backendLine) console.log(`\nserver ${backendLine}`);
+}
+
+/** What one round of the model-alone measurement gave for one mode. */
+interface ModelRound {
+  seconds: number;
+  replies: number;
+  tokens: number;
+  steps: number;
+  stepRequests: number;
+}
+
+function sumModelRounds(rounds: readonly ModelRound[]): { rps: number; meanBatch: number; tokensPerReply: number } {
+  const sum = (pick: (r: ModelRound) => number) => rounds.reduce((s, r) => s + pick(r), 0);
+  const replies = sum((r) => r.replies);
+  return { rps: replies / sum((r) => r.seconds), meanBatch: sum((r) => r.stepRequests) / Math.max(1, sum((r) => r.steps)), tokensPerReply: sum((r) => r.tokens) / Math.max(1, replies) };
+}
+
+/**
+ * The run directory's model and tokenizer, loaded once in this thread, and
+ * two DecodeBatchers over that one model, batching on and off (two model
+ * copies would measure the machine's caches: the second copy's B = 1 steps
+ * ran 15–25% slower here). Each caller tokenizes its next question, submits
+ * it and decodes the reply, as ChatModel.reply does, as soon as its last
+ * reply came; `rounds` rounds of `seconds` per mode, each first every other round.
+ */
+async function measureModelAlone(
+  spec: Omit<ServerSpec, 'batching'>,
+  questions: readonly string[],
+  callers: number,
+  seconds: number,
+  rounds: number,
+  warmup: number,
+): Promise<{ on: ModelRound[]; off: ModelRound[]; backendLine: string }> {
+  const [{ DecodeBatcher, initBackend, loadModel, parseBackendChoice, TOKENIZER_FILE }, { Tokenizer }] = await Promise.all([import('@hanmadi/model'), import('@hanmadi/tokenizer')]);
+  let backendLine = '';
+  await initBackend(parseBackendChoice(spec.backend, '--backend'), (line) => (backendLine = line));
+  const { model, dir } = await loadModel(spec.model);
+  const counts = { on: { steps: 0, stepRequests: 0 }, off: { steps: 0, stepRequests: 0 } };
+  const batchers = {
+    on: new DecodeBatcher(model, { batching: true, maxBatch: spec.maxBatch, maxWaitMs: spec.maxWaitMs, onStep: (n) => ((counts.on.steps += 1), (counts.on.stepRequests += n)) }),
+    off: new DecodeBatcher(model, { batching: false, onStep: (n) => ((counts.off.steps += 1), (counts.off.stepRequests += n)) }),
+  };
+  try {
+    const tokenizer = await Tokenizer.load(join(dir.dir, TOKENIZER_FILE));
+    let next = 0;
+    const load = async (mode: 'on' | 'off', forSeconds: number): Promise<ModelRound> => {
+      counts[mode] = { steps: 0, stepRequests: 0 };
+      let replies = 0;
+      let tokens = 0;
+      const started = performance.now();
+      const end = started + forSeconds * 1000;
+      await Promise.all(
+        Array.from({ length: callers }, async () => {
+          while (performance.now() < end) {
+            const source = tokenizer.encode(questions[next++ % questions.length]!);
+            const out = await batchers[mode].submit({ source, options: { strategy: 'greedy' } });
+            tokenizer.decode(out.tokens);
+            replies++;
+            tokens += out.tokens.length;
+          }
+        }),
+      );
+      return { seconds: (performance.now() - started) / 1000, replies, tokens, ...counts[mode] };
+    };
+    for (const mode of ['on', 'off'] as const) await load(mode, Math.max(warmup, 0.5));
+    const out = { on: [] as ModelRound[], off: [] as ModelRound[] };
+    for (let round = 0; round < rounds; round++) {
+      for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) out[mode].push(await load(mode, seconds));
+    }
+    return { ...out, backendLine };
+  } finally {
+    await Promise.all([batchers.on.close(), batchers.off.close()]);
+    model.dispose();
+  }
 }

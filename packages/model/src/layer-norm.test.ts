@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from './backend.js';
-import { layerNorm } from './layers.js';
+import { LayerNorm, layerNorm } from './layers.js';
+import { ForwardPass, ParamStore } from './params.js';
+import { LAYER_NORM_KERNEL } from './wasm-kernels.js';
 import { Rng } from './random.js';
 
 /** The textbook forward pass, differentiated by autodiff: the reference for the written-out gradient. */
@@ -51,5 +53,43 @@ describe.each(['cpu', 'wasm'] as const)('layerNorm on %s', (backend) => {
     expect(maxRelativeError(ours.dGamma, reference.dGamma)).toBeLessThan(1e-5);
     expect(maxRelativeError(ours.dBeta, reference.dBeta)).toBeLessThan(1e-5);
     tf.dispose([x, gamma, beta, weights]);
+  });
+});
+
+describe('LayerNorm inference on wasm (the fused kernel)', () => {
+  it('runs one kernel and gives the textbook values for one row, a few and many, on rows far from zero', async () => {
+    await initBackend('wasm', () => {});
+    expect(tf.getKernel(LAYER_NORM_KERNEL, 'wasm')).toBeDefined();
+    const rng = new Rng(9);
+    const d = 256;
+    const params = new ParamStore(rng);
+    const norm = new LayerNorm(params, 'norm', d);
+    // γ and β away from 1 and 0, so that a kernel that forgot them would fail.
+    tf.tidy(() => {
+      const [gamma, beta] = [params.get('norm.weight'), params.get('norm.bias')];
+      gamma.assign(tf.tensor1d(Float32Array.from({ length: d }, () => 0.5 + rng.next())));
+      beta.assign(tf.tensor1d(Float32Array.from({ length: d }, () => rng.next() - 0.5)));
+    });
+    for (const n of [1, 5, 40]) {
+      const x = tf.tensor2d(Float32Array.from({ length: n * d }, (_, i) => 100 + (i % 7) + 20 * (rng.next() - 0.5)), [n, d]);
+      const profile = await tf.profile(() => norm.apply(x, ForwardPass.inference));
+      tf.dispose(profile.result as tf.Tensor);
+      expect(profile.kernels.map((k) => k.name)).toEqual([LAYER_NORM_KERNEL]);
+      const before = tf.memory().numTensors;
+      const ours = tf.tidy(() => norm.apply(x, ForwardPass.inference).dataSync() as Float32Array);
+      expect(tf.memory().numTensors).toBe(before);
+      const reference = tf.tidy(() => autodiffLayerNorm(x, params.get('norm.weight') as tf.Tensor1D, params.get('norm.bias') as tf.Tensor1D, 1e-5).dataSync() as Float32Array);
+      expect(maxRelativeError(ours, reference)).toBeLessThan(1e-5);
+      x.dispose();
+    }
+    params.dispose();
+  });
+
+  it('refuses a γ or β of the wrong size, naming the shapes', async () => {
+    await initBackend('wasm', () => {});
+    tf.tidy(() => {
+      const x = tf.zeros([2, 4]);
+      expect(() => tf.engine().runKernel(LAYER_NORM_KERNEL, { x, gamma: tf.ones([3]), beta: tf.zeros([4]) }, { epsilon: 1e-5 })).toThrow(/gamma \[3\]/u);
+    });
   });
 });

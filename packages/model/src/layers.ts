@@ -3,6 +3,7 @@ import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attenti
 import * as kernel from './kernels.js';
 import { batchMatMul, customOp, dense, denseWeights, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
+import { LAYER_NORM_KERNEL } from './wasm-kernels.js';
 
 /**
  * Layer normalisation (Ba et al. 2016), used around every sublayer (§3.1):
@@ -30,7 +31,8 @@ export class LayerNorm {
   }
 
   /**
-   * The same normalisation with both row means taken as products with a
+   * Where the backend has it (wasm), the fused LAYER_NORM_KERNEL: one kernel
+   * instead of eight. Elsewhere the same normalisation with both row means taken as products with a
    * [d, 1] column of 1/d: on wasm a rank-2 matmul beats the Mean kernel several
    * times over for short rows, which matters at one token per decoding step.
    * For a few rows (decoding steps) centring is itself one product, with
@@ -38,6 +40,9 @@ export class LayerNorm {
    * row cost less than a kernel launch; for many rows they would not.
    */
   private applyInference(x: tf.Tensor2D): tf.Tensor2D {
+    if (tf.getKernel(LAYER_NORM_KERNEL, tf.getBackend()) !== undefined) {
+      return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, gamma: this.gamma, beta: this.beta }, { epsilon: this.epsilon }) as tf.Tensor2D; // [N, d]
+    }
     const [n, d] = x.shape;
     const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
     const epsilon = this.params.constant(`epsilon.${this.epsilon}`, () => tf.scalar(this.epsilon));
