@@ -32,9 +32,10 @@ export class LayerNorm {
 
   /**
    * Where the backend has it (wasm), the fused LAYER_NORM_KERNEL: one kernel
-   * instead of eight. Elsewhere the same normalisation with both row means taken as products with a
-   * [d, 1] column of 1/d: on wasm a rank-2 matmul beats the Mean kernel several
-   * times over for short rows, which matters at one token per decoding step.
+   * instead of eight. Elsewhere the same normalisation with both row means
+   * taken as products with a [d, 1] column of 1/d: a rank-2 matmul beats the
+   * Mean kernel several times over for short rows, which matters at one
+   * token per decoding step.
    * For a few rows (decoding steps) centring is itself one product, with
    * I − 11ᵀ/d [d, d]: one kernel instead of two, and its d² multiply-adds per
    * row cost less than a kernel launch; for many rows they would not.
