@@ -12,10 +12,10 @@
  *     replies to a mix of ChatbotData questions) under 1, 8 and 32 concurrent
  *     clients, each run bounded in time, with request batching on and off,
  *     side by side: both servers up at once, loaded in alternating rounds;
- *  3. the same mix decoded by the service's model alone (ChatModel.reply in
- *     this thread, no HTTP) by as many closed-loop callers as the most
- *     clients, batching on and off in alternating rounds: the ratio batching
- *     can reach before HTTP and JSON take their share.
+ *  3. the same mix decoded by the model alone (one copy in this thread, a
+ *     DecodeBatcher on and one off, tokenizing as the service does, no HTTP)
+ *     by as many closed-loop callers as the most clients, in alternating
+ *     rounds: the ratio batching reaches before HTTP and JSON take their share.
  *
  * The server is the real one (`startServer` of @hanmadi/api on 127.0.0.1:0,
  * loopback only) running in a worker thread of this process, so that the
@@ -733,7 +733,7 @@ export async function benchServe(argv: string[]): Promise<void> {
     const slice = duration / (2 * Math.ceil(rounds / 2));
     console.log(`\nthe model alone: one copy of the model in the benchmark's own thread, tokenizing, decoding (DecodeBatcher) and detokenizing as the service does,`);
     console.log(`without HTTP or JSON; ${callers} closed-loop callers, each sending its next question once its reply came;`);
-    console.log(`greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${warmup} s warm-up each`);
+    console.log(`greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${Math.max(warmup, MODEL_WARMUP_MIN_S)} s warm-up each`);
     const rows = await measureModelAlone({ model: modelDir, backend: values.backend, maxBatch, maxWaitMs }, questions, callers, slice, Math.ceil(rounds / 2) * 2, warmup);
     const table: string[][] = [['callers', 'on req/s', 'on ms/reply', 'on batch', 'on tok/reply', 'off req/s', 'off ms/reply', 'off tok/reply', 'on/off req/s', 'by round (median)']];
     const ratios = rows.on.map((on, r) => on.replies / on.seconds / (rows.off[r]!.replies / rows.off[r]!.seconds));
@@ -747,6 +747,9 @@ export async function benchServe(argv: string[]): Promise<void> {
   }
   if (backendLine) console.log(`\nserver ${backendLine}`);
 }
+
+/** The model-alone part always warms up this long: its first requests compile kernels. */
+const MODEL_WARMUP_MIN_S = 0.5;
 
 /** What one round of the model-alone measurement gave for one mode. */
 interface ModelRound {
@@ -765,9 +768,9 @@ function sumModelRounds(rounds: readonly ModelRound[]): { rps: number; meanBatch
 
 /**
  * The run directory's model and tokenizer, loaded once in this thread, and
- * two DecodeBatchers over that one model, batching on and off (two model
- * copies would measure the machine's caches: the second copy's B = 1 steps
- * ran 15–25% slower here). Each caller tokenizes its next question, submits
+ * two DecodeBatchers over that one model, batching on and off (with two
+ * copies loaded the unbatched one ran slower here, which flattered
+ * batching). Each caller tokenizes its next question, submits
  * it and decodes the reply, as ChatModel.reply does, as soon as its last
  * reply came; `rounds` rounds of `seconds` per mode, each first every other round.
  */
@@ -810,7 +813,7 @@ async function measureModelAlone(
       );
       return { seconds: (performance.now() - started) / 1000, replies, tokens, ...counts[mode] };
     };
-    for (const mode of ['on', 'off'] as const) await load(mode, Math.max(warmup, 0.5));
+    for (const mode of ['on', 'off'] as const) await load(mode, Math.max(warmup, MODEL_WARMUP_MIN_S));
     const out = { on: [] as ModelRound[], off: [] as ModelRound[] };
     for (let round = 0; round < rounds; round++) {
       for (const mode of round % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) out[mode].push(await load(mode, seconds));
