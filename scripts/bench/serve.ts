@@ -22,7 +22,7 @@
  * load generator's event loop is not blocked by decoding; each server is
  * closed and its thread ended (the model freed) before the next starts.
  *
- * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm),
+ * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm), --wasm-threads (1; each server's and the model part's),
  * --duration S (12), --rounds N (6), --warmup S (2), --requests N (50), --clients 1,8,32,
  * --max-batch (32), --max-wait-ms (0), --only latency|throughput|model,
  * --no-reference, --recorded-reference.
@@ -52,6 +52,7 @@ const MIX_SIZE = 64;
 interface ServerSpec {
   model: string;
   backend: string;
+  wasmThreads: number;
   batching: boolean;
   maxBatch: number;
   maxWaitMs: number;
@@ -107,6 +108,7 @@ async function serveInWorker(spec: ServerSpec): Promise<void> {
         port: 0,
         host: '127.0.0.1',
         backend: spec.backend,
+        wasmThreads: spec.wasmThreads,
         maxMessageChars: DEFAULT_LIMITS.maxMessageChars,
         timeoutMs: DEFAULT_LIMITS.requestTimeoutMs,
         batching: spec.batching,
@@ -525,6 +527,7 @@ export async function benchServe(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' },
       backend: { type: 'string', default: 'wasm' },
+      'wasm-threads': { type: 'string', default: '1' },
       duration: { type: 'string', default: '12' },
       warmup: { type: 'string', default: '2' },
       requests: { type: 'string', default: '50' },
@@ -544,6 +547,7 @@ export async function benchServe(argv: string[]): Promise<void> {
   const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
   const maxBatch = Math.round(positiveNumber(values['max-batch'], '--max-batch'));
   const maxWaitMs = Number(values['max-wait-ms']);
+  const wasmThreads = values['wasm-threads'] === 'auto' ? Math.min(os.availableParallelism(), 8) : Math.round(positiveNumber(values['wasm-threads'], '--wasm-threads'));
   if (values.only !== undefined && !['latency', 'throughput', 'model'].includes(values.only)) throw new Error(`--only: expected latency, throughput or model, got "${values.only}"`);
   const doLatency = values.only === undefined || values.only === 'latency';
   const doThroughput = values.only === undefined || values.only === 'throughput';
@@ -563,7 +567,7 @@ export async function benchServe(argv: string[]): Promise<void> {
 
   const cpus = os.cpus();
   console.log(`machine: ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${os.platform()} ${os.release()}, Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`model: ${relative(process.cwd(), modelDir) || modelDir} (preset ${preset}); backend requested: ${values.backend}`);
+  console.log(`model: ${relative(process.cwd(), modelDir) || modelDir} (preset ${preset}); backend requested: ${values.backend}${values.backend === 'wasm' ? ` with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'} (--wasm-threads)` : ''}`);
   if (preset !== 'tutorial') console.log(`note: issue 5's targets are for the tutorial preset; this model's preset is ${preset}`);
 
   // The reference first, right before our own figures, as the other benchmarks do.
@@ -596,7 +600,7 @@ export async function benchServe(argv: string[]): Promise<void> {
     const samples = cases.map(() => ({ off: noSamples(), on: noSamples() }));
     for (const order of [['off', 'on'], ['on', 'off']] as const) {
       const threads = {} as Record<'off' | 'on', ServerThread>;
-      for (const mode of order) threads[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
+      for (const mode of order) threads[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
       if (!backendLine) {
         backendLine = threads.on.ready.backendLine;
         for (const mode of ['off', 'on'] as const) console.log(`server (batching ${mode}): ${threads[mode].ready.modelId} — ${backendLine}`);
@@ -682,7 +686,7 @@ export async function benchServe(argv: string[]): Promise<void> {
     const parts = clients.map(() => ({ on: [] as LoadRow[], off: [] as LoadRow[] }));
     for (const order of [['on', 'off'], ['off', 'on']] as const) {
       const servers = {} as Record<'on' | 'off', ServerThread>;
-      for (const mode of order) servers[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, batching: mode === 'on', maxBatch, maxWaitMs });
+      for (const mode of order) servers[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
       backendLine ||= servers.on.ready.backendLine;
       try {
         for (const mode of ['on', 'off'] as const) {
@@ -734,7 +738,7 @@ export async function benchServe(argv: string[]): Promise<void> {
     console.log(`\nthe model alone: one copy of the model in the benchmark's own thread, tokenizing, decoding (DecodeBatcher) and detokenizing as the service does,`);
     console.log(`without HTTP or JSON; ${callers} closed-loop callers, each sending its next question once its reply came;`);
     console.log(`greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${Math.max(warmup, MODEL_WARMUP_MIN_S)} s warm-up each`);
-    const rows = await measureModelAlone({ model: modelDir, backend: values.backend, maxBatch, maxWaitMs }, questions, callers, slice, Math.ceil(rounds / 2) * 2, warmup);
+    const rows = await measureModelAlone({ model: modelDir, backend: values.backend, wasmThreads, maxBatch, maxWaitMs }, questions, callers, slice, Math.ceil(rounds / 2) * 2, warmup);
     const table: string[][] = [['callers', 'on req/s', 'on ms/reply', 'on batch', 'on tok/reply', 'off req/s', 'off ms/reply', 'off tok/reply', 'on/off req/s', 'by round (median)']];
     const ratios = rows.on.map((on, r) => on.replies / on.seconds / (rows.off[r]!.replies / rows.off[r]!.seconds));
     const on = sumModelRounds(rows.on);
@@ -784,7 +788,7 @@ async function measureModelAlone(
 ): Promise<{ on: ModelRound[]; off: ModelRound[]; backendLine: string }> {
   const [{ DecodeBatcher, initBackend, loadModel, parseBackendChoice, TOKENIZER_FILE }, { Tokenizer }] = await Promise.all([import('@hanmadi/model'), import('@hanmadi/tokenizer')]);
   let backendLine = '';
-  await initBackend(parseBackendChoice(spec.backend, '--backend'), (line) => (backendLine = line));
+  await initBackend(parseBackendChoice(spec.backend, '--backend'), (line) => (backendLine = line), { wasmThreads: spec.wasmThreads });
   const { model, dir } = await loadModel(spec.model);
   const counts = { on: { steps: 0, stepRequests: 0 }, off: { steps: 0, stepRequests: 0 } };
   const batchers = {

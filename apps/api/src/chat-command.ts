@@ -10,7 +10,7 @@ import { ChatModel } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
 import { checkMessage, DEFAULT_LIMITS, generateOptions } from './replying.js';
 import { DecodingSchema, type Decoding } from './schemas.js';
-import { cliExitCode } from './serve-command.js';
+import { cliExitCode, wasmThreadsOption } from './serve-command.js';
 
 export interface ChatIo {
   input: NodeJS.ReadableStream;
@@ -63,6 +63,7 @@ export async function runChatCli(argv: string[], io: ChatIo = processIo()): Prom
     .argument('[message]', 'reply to this message and exit (without it: an interactive prompt)')
     .requiredOption('--model <dir>', 'a model directory (a run directory of pnpm train)')
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu')
+    .option('--wasm-threads <n>', "threads for the wasm backend's kernels, 1 to 8 or auto", wasmThreadsOption)
     .addOption(new Option('--strategy <name>', 'search strategy').choices(['greedy', 'beam', 'sample']))
     .option('--beams <n>', 'beam search width', number)
     .option('--length-penalty <x>', 'beam search length penalty', number)
@@ -78,9 +79,9 @@ export async function runChatCli(argv: string[], io: ChatIo = processIo()): Prom
   let model: ChatModel | undefined;
   try {
     program.parse(argv, { from: 'user' });
-    const o = program.opts<Record<string, unknown> & { model: string; backend?: string }>();
+    const o = program.opts<Record<string, unknown> & { model: string; backend?: string; wasmThreads?: number }>();
     const options = generateOptions(decodingFrom(o));
-    await initBackend(o.backend ? parseBackendChoice(o.backend, '--backend') : undefined, () => {});
+    await initBackend(o.backend ? parseBackendChoice(o.backend, '--backend') : undefined, () => {}, { wasmThreads: o.wasmThreads });
     model = await ChatModel.load(o.model, { batching: false, maxBatch: 1, maxWaitMs: 0, maxQueue: 1 });
     const answer = async (text: string) => {
       const message = checkMessage(text, 'message', { ...DEFAULT_LIMITS, maxMessageChars: Infinity });

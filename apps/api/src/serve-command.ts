@@ -4,7 +4,7 @@
  * stops taking requests, finishes those in flight and exits 0.
  */
 import type { FastifyInstance } from 'fastify';
-import { BackendUnavailableError, initBackend, ModelDirError, parseBackendChoice, SafetensorsError } from '@hanmadi/model';
+import { BackendUnavailableError, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError, WASM_THREADS_ENV } from '@hanmadi/model';
 import { ModelFileError } from '@hanmadi/tokenizer';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -19,6 +19,7 @@ export interface ServeSettings {
   port: number;
   host: string;
   backend?: string;
+  wasmThreads?: number;
   maxMessageChars: number;
   timeoutMs: number;
   batching: boolean;
@@ -37,12 +38,22 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** `--wasm-threads`: a count from 1 to 8 or `auto`, as a commander parser. */
+export function wasmThreadsOption(value: string, _previous: unknown): number {
+  try {
+    return parseWasmThreads(value, '--wasm-threads');
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message.replace(/^--wasm-threads: /u, ''));
+  }
+}
+
 /** The serve command's flags, shared with `pnpm start`. */
 export function serveOptions(program: Command): Command {
   return program
     .option('--port <n>', 'TCP port (0 picks a free one)', integer(0, 65535), 3000)
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface, as in Docker)', '127.0.0.1')
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: auto, or $HANMADI_BACKEND)')
+    .option('--wasm-threads <n>', `threads for the wasm backend's kernels, 1 to 8 or auto (default: 1, or $${WASM_THREADS_ENV})`, wasmThreadsOption)
     .option('--max-message-chars <n>', 'longest message accepted, in characters (413 beyond)', integer(1), DEFAULT_LIMITS.maxMessageChars)
     .option('--timeout-ms <n>', 'longest a request may wait and decode (504 beyond)', integer(1), DEFAULT_LIMITS.requestTimeoutMs)
     .option('--no-batching', 'decode requests one at a time instead of together')
@@ -65,7 +76,7 @@ export interface RunningServer {
 
 /** Loads the model and listens; the caller decides when to close. */
 export async function startServer(settings: ServeSettings, log: Logger): Promise<RunningServer> {
-  await initBackend(settings.backend ? parseBackendChoice(settings.backend, '--backend') : undefined, (line) => log.info(line));
+  await initBackend(settings.backend ? parseBackendChoice(settings.backend, '--backend') : undefined, (line) => log.info(line), { wasmThreads: settings.wasmThreads });
   const model = await ChatModel.load(settings.model, {
     batching: settings.batching,
     maxBatch: settings.maxBatch,

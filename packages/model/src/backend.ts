@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { dirname, sep } from 'node:path';
 import { withoutEmscriptenHandlers } from '@hanmadi/tokenizer';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type * as Dawn from 'webgpu';
 import { registerWasmKernels } from './wasm-kernels.js';
+import { MAX_WASM_THREADS, registerThreadedWasm } from './wasm-threads.js';
 
 /**
  * Chooses and starts the TensorFlow.js backend the model runs on.
@@ -13,7 +15,8 @@ import { registerWasmKernels } from './wasm-kernels.js';
  *   `@tensorflow/tfjs-node`. Neither is a dependency: their install script
  *   downloads libtensorflow, so they are installed by hand on the machines
  *   that want them, and imported here only if present.
- * - `wasm`: XNNPACK compiled to WebAssembly, SIMD, one thread. The fastest
+ * - `wasm`: XNNPACK compiled to WebAssembly, SIMD; one thread, or a pool of
+ *   worker threads with {@link BackendOptions.wasmThreads}. The fastest
  *   choice without libtensorflow.
  * - `cpu`: plain JavaScript. Always works, slowest.
  * - `webgpu`: Dawn (npm package `webgpu`) under tfjs-backend-webgpu. Only when
@@ -27,6 +30,34 @@ export type BackendChoice = BackendName | 'auto';
 
 /** Environment variable read when no choice is passed to {@link initBackend}. */
 export const BACKEND_ENV = 'HANMADI_BACKEND';
+
+/** Environment variable read when {@link BackendOptions.wasmThreads} is not passed. */
+export const WASM_THREADS_ENV = 'HANMADI_WASM_THREADS';
+
+/** How a backend is started, beyond which one. */
+export interface BackendOptions {
+  /**
+   * Threads that run the wasm backend's kernels, the calling thread included:
+   * 1 is tfjs's single-threaded build; more loads its multi-threaded build
+   * (see wasm-threads.ts). Fixed once wasm has started in a process. Default:
+   * `HANMADI_WASM_THREADS`, else 1. Other backends ignore it.
+   */
+  wasmThreads?: number;
+}
+
+/**
+ * Reads a wasm thread count from a flag or the environment: an integer from 1
+ * to 8, or `auto` for this machine's cores (at most 8).
+ */
+export function parseWasmThreads(value: string, source: string): number {
+  const text = value.trim().toLowerCase();
+  if (text === 'auto') return Math.min(os.availableParallelism(), MAX_WASM_THREADS);
+  const n = Number(text);
+  if (!/^\d+$/u.test(text) || n < 1 || n > MAX_WASM_THREADS) {
+    throw new BackendUnavailableError(`${source}: expected a whole number of threads from 1 to ${MAX_WASM_THREADS}, or auto; got "${value}"`);
+  }
+  return n;
+}
 
 /** The backend that was started, and a human-readable description of it. */
 export interface BackendInfo {
@@ -77,21 +108,29 @@ let pending: Promise<unknown> = Promise.resolve();
  * start throws {@link BackendUnavailableError}; `auto` falls back instead.
  * Calling it again with the same choice only switches back to that backend.
  */
-export async function initBackend(choice?: BackendChoice, log: (message: string) => void = logToStderr): Promise<BackendInfo> {
+export async function initBackend(choice?: BackendChoice, log: (message: string) => void = logToStderr, options: BackendOptions = {}): Promise<BackendInfo> {
   // Serialised: two overlapping calls would otherwise race on tf.setBackend.
-  const run = pending.then(() => start(choice, log));
+  const run = pending.then(() => start(choice, log, options));
   pending = run.catch(() => undefined);
   return run;
 }
 
-async function start(choice: BackendChoice | undefined, log: (message: string) => void): Promise<BackendInfo> {
+async function start(choice: BackendChoice | undefined, log: (message: string) => void, options: BackendOptions): Promise<BackendInfo> {
   const fromEnv = process.env[BACKEND_ENV]?.trim();
   const resolved = choice ?? (fromEnv ? parseBackendChoice(fromEnv, BACKEND_ENV) : 'auto');
   const source = choice !== undefined ? 'requested' : fromEnv ? `${BACKEND_ENV}=${resolved}` : 'auto';
+  const threadsEnv = process.env[WASM_THREADS_ENV]?.trim();
+  wantedWasmThreads = options.wasmThreads ?? (threadsEnv ? parseWasmThreads(threadsEnv, WASM_THREADS_ENV) : 1);
+  if (!Number.isInteger(wantedWasmThreads) || wantedWasmThreads < 1 || wantedWasmThreads > MAX_WASM_THREADS) {
+    throw new BackendUnavailableError(`wasmThreads: expected a whole number from 1 to ${MAX_WASM_THREADS}, got ${wantedWasmThreads}`);
+  }
   await registerGradients();
 
   let entry = started.get(resolved);
   if (entry) {
+    if (entry.info.name === 'wasm' && wasmThreadsStarted !== wantedWasmThreads) {
+      throw new BackendUnavailableError(`wasm already runs with ${wasmThreadsStarted} thread(s) in this process; it cannot restart with ${wantedWasmThreads}`);
+    }
     if (tf.getBackend() !== entry.info.name) await activate(entry.info.name);
   } else {
     entry = await withoutEmscriptenHandlers(async () => (resolved === 'auto' ? startAuto() : { info: await startNamed(resolved) }));
@@ -185,9 +224,22 @@ function isNotInstalled(error: unknown, pkg: string): boolean {
 
 // --- wasm -------------------------------------------------------------------
 
+/** What the current start asks of wasm; set by {@link start}. */
+let wantedWasmThreads = 1;
+/** What wasm was started with in this process, once it was. */
+let wasmThreadsStarted: number | undefined;
+
 async function startWasm(): Promise<BackendInfo> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  if (!started.has('wasm') && tf.findBackend('wasm') === null) {
+  const threads = wantedWasmThreads;
+  if (wasmThreadsStarted !== undefined && wasmThreadsStarted !== threads) {
+    // Emscripten's module cannot be unloaded: a second one would keep the
+    // first's heap and pool alive beside it.
+    throw new BackendUnavailableError(`wasm already runs with ${wasmThreadsStarted} thread(s) in this process; it cannot restart with ${threads}`);
+  }
+  if (threads > 1 && wasmThreadsStarted === undefined && tf.findBackend('wasm') === null) {
+    await registerThreadedWasm(threads);
+  } else if (!started.has('wasm') && tf.findBackend('wasm') === null) {
     // Emscripten would look for the .wasm files beside the running script,
     // which is wrong for a bundle; the package's own dist folder is right
     // from any working directory.
@@ -195,10 +247,11 @@ async function startWasm(): Promise<BackendInfo> {
     wasm.setWasmPaths(`${dirname(entry)}${sep}`);
   }
   await activate('wasm');
+  wasmThreadsStarted = threads;
   registerWasmKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  const threads = wasm.getThreadsCount();
-  return { name: 'wasm', detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})` };
+  const pool = wasm.getThreadsCount();
+  return { name: 'wasm', detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${pool} thread${pool === 1 ? '' : 's'})` };
 }
 
 

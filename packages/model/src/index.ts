@@ -14,7 +14,7 @@ export { exportWeights, importWeights, loadModel, saveModel, WEIGHTS_LAYOUT, typ
 export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig } from './model-dir.js';
 export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
 export { greedyDecode, type GreedyOutput } from './generation/greedy.js';
-export { initBackend, parseBackendChoice, BackendUnavailableError, BACKEND_ENV, type BackendChoice, type BackendInfo, type BackendName } from './backend.js';
+export { initBackend, parseBackendChoice, parseWasmThreads, BackendUnavailableError, BACKEND_ENV, WASM_THREADS_ENV, type BackendChoice, type BackendInfo, type BackendName, type BackendOptions } from './backend.js';
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
 export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
 export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';

@@ -47,7 +47,8 @@ const port = parentPort!;
 const send = (message: FromWorker): void => port.postMessage(message);
 
 try {
-  const info = await initBackend(init.backend, () => {});
+  // One thread each: the workers themselves are what spreads training over the cores.
+  const info = await initBackend(init.backend, () => {}, { wasmThreads: 1 });
   const model = new Transformer(init.config);
   const params = new Float32Array(init.params);
   const grads = init.grads.map((b) => new Float32Array(b));
