@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -74,7 +75,8 @@ export const MAX_WASM_THREADS = 8;
 /**
  * The worker script is a string inside the package (for the browser's Blob);
  * Node's Worker wants a file. One file per content, shared by processes,
- * written under a temporary name and renamed so no process runs half of one.
+ * written under a temporary name, synced and renamed, so that no process
+ * ever runs half of one.
  */
 function writeWorkerScript(contents: string): string {
   // tfjs escapes newlines the same way before making its Blob: the string
@@ -83,8 +85,15 @@ function writeWorkerScript(contents: string): string {
   const hash = createHash('sha256').update(script).digest('hex').slice(0, 16);
   const file = join(tmpdir(), `hanmadi-tfjs-wasm-worker-${hash}.cjs`);
   if (!existsSync(file)) {
-    const partial = `${file}.${process.pid}.partial`;
-    writeFileSync(partial, script);
+    // Unique per thread too: two servers of one process may start at once.
+    const partial = `${file}.${process.pid}.${threadId}.${randomBytes(4).toString('hex')}.partial`;
+    const fd = openSync(partial, 'w');
+    try {
+      writeSync(fd, script);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(partial, file);
   }
   return file;
