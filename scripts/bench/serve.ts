@@ -547,7 +547,7 @@ export async function benchServe(argv: string[]): Promise<void> {
   const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
   const maxBatch = Math.round(positiveNumber(values['max-batch'], '--max-batch'));
   const maxWaitMs = Number(values['max-wait-ms']);
-  const wasmThreads = values['wasm-threads'] === 'auto' ? Math.min(os.availableParallelism(), 8) : Math.round(positiveNumber(values['wasm-threads'], '--wasm-threads'));
+  const wasmThreads = (await import('@hanmadi/model')).parseWasmThreads(values['wasm-threads'], '--wasm-threads');
   if (values.only !== undefined && !['latency', 'throughput', 'model'].includes(values.only)) throw new Error(`--only: expected latency, throughput or model, got "${values.only}"`);
   const doLatency = values.only === undefined || values.only === 'latency';
   const doThroughput = values.only === undefined || values.only === 'throughput';

@@ -193,7 +193,7 @@ describe('pnpm chat', () => {
     const u = io();
     expect(await runChatCli(['--model', run.dir, '--strategy', 'beam', '--beams', '99', '안녕'], u.io)).toBe(1);
     expect(u.err.join('\n')).toContain('numBeams');
-     const w = io();
+    const w = io();
     expect(await runChatCli(['--model', run.dir, '--wasm-threads', '0', '안녕'], w.io)).toBe(1);
     expect(w.err.join('\n')).toMatch(/--wasm-threads <n>.*expected a whole number of threads from 1 to 8, or auto; got "0"/u);
   });

@@ -120,20 +120,18 @@ async function start(choice: BackendChoice | undefined, log: (message: string) =
   const resolved = choice ?? (fromEnv ? parseBackendChoice(fromEnv, BACKEND_ENV) : 'auto');
   const source = choice !== undefined ? 'requested' : fromEnv ? `${BACKEND_ENV}=${resolved}` : 'auto';
   const threadsEnv = process.env[WASM_THREADS_ENV]?.trim();
-  wantedWasmThreads = options.wasmThreads ?? (threadsEnv ? parseWasmThreads(threadsEnv, WASM_THREADS_ENV) : 1);
-  if (!Number.isInteger(wantedWasmThreads) || wantedWasmThreads < 1 || wantedWasmThreads > MAX_WASM_THREADS) {
-    throw new BackendUnavailableError(`wasmThreads: expected a whole number from 1 to ${MAX_WASM_THREADS}, got ${wantedWasmThreads}`);
+  const wasmThreads = options.wasmThreads ?? (threadsEnv ? parseWasmThreads(threadsEnv, WASM_THREADS_ENV) : 1);
+  if (!Number.isInteger(wasmThreads) || wasmThreads < 1 || wasmThreads > MAX_WASM_THREADS) {
+    throw new BackendUnavailableError(`wasmThreads: expected a whole number from 1 to ${MAX_WASM_THREADS}, got ${wasmThreads}`);
   }
   await registerGradients();
 
   let entry = started.get(resolved);
   if (entry) {
-    if (entry.info.name === 'wasm' && wasmThreadsStarted !== wantedWasmThreads) {
-      throw new BackendUnavailableError(`wasm already runs with ${wasmThreadsStarted} thread(s) in this process; it cannot restart with ${wantedWasmThreads}`);
-    }
+    if (entry.info.name === 'wasm') refuseOtherWasmThreads(wasmThreads);
     if (tf.getBackend() !== entry.info.name) await activate(entry.info.name);
   } else {
-    entry = await withoutEmscriptenHandlers(async () => (resolved === 'auto' ? startAuto() : { info: await startNamed(resolved) }));
+    entry = await withoutEmscriptenHandlers(async () => (resolved === 'auto' ? startAuto(wasmThreads) : { info: await startNamed(resolved, wasmThreads) }));
     started.set(resolved, entry);
   }
   await tf.ready();
@@ -142,19 +140,19 @@ async function start(choice: BackendChoice | undefined, log: (message: string) =
   return entry.info;
 }
 
-async function startAuto(): Promise<Started> {
+async function startAuto(wasmThreads: number): Promise<Started> {
   const tensorflow = await startTensorflow();
   if ('info' in tensorflow) return { info: tensorflow.info };
   const skipped = [tensorflow.reason];
   try {
-    return { info: await startWasm(), autoReason: skipped.join('; ') };
+    return { info: await startWasm(wasmThreads), autoReason: skipped.join('; ') };
   } catch (error) {
     skipped.push(`wasm failed: ${messageOf(error)}`);
   }
   return { info: await startCpu(), autoReason: skipped.join('; ') };
 }
 
-async function startNamed(name: BackendName): Promise<BackendInfo> {
+async function startNamed(name: BackendName, wasmThreads: number): Promise<BackendInfo> {
   switch (name) {
     case 'tensorflow': {
       const result = await startTensorflow();
@@ -168,7 +166,7 @@ async function startNamed(name: BackendName): Promise<BackendInfo> {
     }
     case 'wasm':
       try {
-        return await startWasm();
+        return await startWasm(wasmThreads);
       } catch (error) {
         throw new BackendUnavailableError(`backend "wasm" is unavailable: ${messageOf(error)}`);
       }
@@ -224,19 +222,22 @@ function isNotInstalled(error: unknown, pkg: string): boolean {
 
 // --- wasm -------------------------------------------------------------------
 
-/** What the current start asks of wasm; set by {@link start}. */
-let wantedWasmThreads = 1;
 /** What wasm was started with in this process, once it was. */
 let wasmThreadsStarted: number | undefined;
 
-async function startWasm(): Promise<BackendInfo> {
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const threads = wantedWasmThreads;
+/**
+ * Emscripten's module cannot be unloaded (a second one would keep the
+ * first's heap and pool alive beside it), so wasm keeps its first count.
+ */
+function refuseOtherWasmThreads(threads: number): void {
   if (wasmThreadsStarted !== undefined && wasmThreadsStarted !== threads) {
-    // Emscripten's module cannot be unloaded: a second one would keep the
-    // first's heap and pool alive beside it.
     throw new BackendUnavailableError(`wasm already runs with ${wasmThreadsStarted} thread(s) in this process; it cannot restart with ${threads}`);
   }
+}
+
+async function startWasm(threads: number): Promise<BackendInfo> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  refuseOtherWasmThreads(threads);
   if (threads > 1 && wasmThreadsStarted === undefined && tf.findBackend('wasm') === null) {
     await registerThreadedWasm(threads);
   } else if (!started.has('wasm') && tf.findBackend('wasm') === null) {

@@ -22,9 +22,6 @@ import * as tf from '@tensorflow/tfjs-core';
  * belongs to tfjs-backend-wasm 4.22.0, the version the workspace pins.
  */
 export async function registerThreadedWasm(threads: number): Promise<void> {
-  if (!Number.isInteger(threads) || threads < 2 || threads > MAX_WASM_THREADS) {
-    throw new RangeError(`wasm threads must be an integer from 2 to ${MAX_WASM_THREADS}, got ${threads}`);
-  }
   const require = createRequire(import.meta.url);
   const wasm = require('@tensorflow/tfjs-backend-wasm') as WasmPackage;
   // dist/index.js → the package folder; the package has no exports map, so its files resolve directly.
