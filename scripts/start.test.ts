@@ -15,7 +15,7 @@ afterAll(async () => {
 
 /** Runs `pnpm start`'s script until it prints the chat URL; then checks the page and stops it with SIGTERM. */
 async function startOnce(out: string): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', START, '--out', out, '--epochs', '1', '--port', '0', '--backend', 'wasm'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', START, '--out', out, '--epochs', '5', '--port', '0', '--backend', 'wasm'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -47,6 +47,8 @@ it('trains the tiny model when there is none, serves it and prints the chat URL;
   const out = join(root, 'tiny');
   const first = await startOnce(out);
   expect(first).toContain('Training the tiny model on data/hanmadi-qa.csv');
+  // One checkpoint an epoch; the quickstart serves the average of the last five (§6.1).
+  expect(first).toMatch(/serves the average of step-\d{7}, step-\d{7}, step-\d{7}, step-\d{7}, step-\d{7} \(validation perplexity/u);
   const second = await startOnce(out);
   expect(second).toContain('Serving the model in');
   expect(second).not.toContain('Training the tiny model');

@@ -106,7 +106,7 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', int(1))
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', int(1), 500)
     .option('--keep <n>', 'checkpoints to keep, besides the best', int(1), 5)
-    .option('--average <n>', 'serve the average of the last n checkpoints (§6.1) instead of the best one', int(0), 0)
+    .option('--average <n>', 'serve the average of the last n checkpoints (§6.1; 1: the last one) instead of the one with the lowest validation loss', int(0), 0)
     .option('--valid-samples <n>', 'validation pairs decoded for BLEU and chrF', int(0), 200)
     .option('--log-every <n>', 'steps between metric rows and log lines', int(1), 10)
     .option('--skip-invalid', 'skip invalid corpus records with a warning instead of stopping', false)
@@ -147,5 +147,7 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     logEvery: o['logEvery'] as number,
     skipInvalid: o['skipInvalid'] as boolean,
   };
+  // Older checkpoints are pruned as training goes; averaging more than are kept would mix in the best one.
+  if (settings.average > settings.keep) throw new InvalidArgumentError(`--average ${settings.average} needs --keep ${settings.average} or more: only the newest ${settings.keep} checkpoints are kept`);
   return { settings, resume: o['resume'] as boolean, force: o['force'] as boolean, given };
 }

@@ -10,7 +10,7 @@ import { CommanderError, InvalidArgumentError } from 'commander';
 import { createReporter } from './report.js';
 import { RunDirError } from './run-dir.js';
 import { parseTrainArgs } from './settings.js';
-import { train, type StopSignal } from './train.js';
+import { train, type ServedModel, type StopSignal } from './train.js';
 
 export interface TrainIo {
   interactive: boolean;
@@ -50,10 +50,15 @@ export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Pr
     const v = summary.validation;
     report.info(
       `done: ${summary.steps} steps in ${summary.trainSeconds.toFixed(0)} s of training on ${summary.backend}` +
-        (v ? `; validation perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : ''),
+        (v ? `; last step: validation perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : ''),
       { runDir: summary.runDir },
     );
-    if (v) for (const r of v.replies) report.info(`  ${r.prompt} → ${r.reply}`);
+    // The replies worth showing are the served model's: the last step's may be better or worse.
+    const served = summary.served;
+    if (served) {
+      report.info(`${summary.runDir} serves ${servedDescription(served)}`);
+      for (const r of served.validation?.replies ?? []) report.info(`  ${r.prompt} → ${r.reply}`);
+    }
     return 0;
   } catch (error) {
     const known = [CorpusError, RunDirError, ModelDirError, ModelFileError, VocabSizeError, BackendUnavailableError, SafetensorsError, InvalidArgumentError];
@@ -67,4 +72,13 @@ export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Pr
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** "step 450, the lowest validation loss (perplexity 116.50, …)" or the checkpoints averaged. */
+function servedDescription(served: ServedModel): string {
+  const averaged = served.averaged;
+  const which = !averaged ? `step ${served.step}, the lowest validation loss` : averaged.length === 1 ? `the last checkpoint, ${averaged[0]}` : `the average of ${averaged.join(', ')}`;
+  const v = served.validation;
+  const figures = v ? `perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : `perplexity ${Math.exp(served.validLoss).toFixed(2)}`;
+  return `${which} (validation ${figures})`;
 }

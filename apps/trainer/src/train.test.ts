@@ -69,9 +69,16 @@ describe('pnpm train', () => {
     const best = Math.min(...validation.map((r) => r['validLoss']!));
     expect(best).toBeLessThan(first - 0.5);
     expect(Number.isFinite(validation.at(-1)!['bleu'])).toBe(true);
-    // The run directory is a model directory, ready to serve.
-    const { model } = await loadModel(out);
+    // The run directory is a model directory, ready to serve: the step with the lowest validation
+    // loss, which the summary names with that step's own validation, sample replies included.
+    const bestRow = validation.find((r) => r['validLoss'] === best)!;
+    expect(summary.served?.step).toBe(bestRow['step']);
+    expect(summary.served?.averaged).toBeUndefined();
+    expect(summary.served?.validation?.loss).toBe(best);
+    expect(summary.served?.validation?.replies.length).toBeGreaterThan(0);
+    const { model, dir } = await loadModel(out);
     expect(model.config.dModel).toBe(64);
+    expect((dir.config.training as { step: number }).step).toBe(bestRow['step']);
     model.dispose();
     expect(readFileSync(join(out, CURVES_FILE), 'utf8')).toMatch(/<svg[^>]*>[\s\S]*validation[\s\S]*<\/svg>\s*$/u);
     expect(readdirSync(join(out, CHECKPOINTS_DIR)).length).toBeGreaterThan(0);
@@ -145,6 +152,7 @@ describe('pnpm train', () => {
       [['--data', BUNDLED_CORPUS, '--out', out, '--backend', 'gpu'], /--backend: unknown backend "gpu"/u],
       [['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'huge'], /--preset: unknown preset "huge"/u],
       [['--data', BUNDLED_CORPUS, '--out', out, '--resume'], /nothing to resume/u],
+      [['--data', BUNDLED_CORPUS, '--out', out, '--average', '6'], /--average 6 needs --keep 6 or more: only the newest 5 checkpoints are kept/u],
     ];
     for (const [argv, message] of cases) {
       const { code, err } = await cli([...argv, '--workers', '1', '--max-steps', '1']);
@@ -174,6 +182,9 @@ describe('pnpm train', () => {
     // §6.1: the served model is the mean of the last two checkpoints' weights.
     const served = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { training: { averaged: string[] } };
     expect(served.training.averaged).toEqual(['step-0000008', 'step-0000012']);
+    const done = lines.findIndex((l) => l.msg.startsWith(`${out} serves the average of step-0000008, step-0000012 (validation perplexity `));
+    expect(done).toBeGreaterThan(0);
+    expect(lines[done + 1]!.msg).toMatch(/^ {2}안녕하세요 → /u);
     const [a, b, mean] = await Promise.all([
       loadModel(join(out, CHECKPOINTS_DIR, 'step-0000008')),
       loadModel(join(out, CHECKPOINTS_DIR, 'step-0000012')),

@@ -36,11 +36,25 @@ import { validate, type ValidationResult } from './validation.js';
 /** The fewest pairs worth training on: below this the validation split is empty or meaningless. */
 export const MIN_PAIRS = 20;
 
+/** The model the run directory holds for serving once training ends. */
+export interface ServedModel {
+  /** The step of the best checkpoint, or, when averaged, of the newest one averaged. */
+  step: number;
+  /** The checkpoints averaged (§6.1), or undefined for the lowest validation loss. */
+  averaged: string[] | undefined;
+  validLoss: number;
+  /** Its validation with sample replies; undefined when that was in an earlier process (a resumed run). */
+  validation: ValidationResult | undefined;
+}
+
 export interface TrainSummary {
   steps: number;
   epochs: number;
   trainSeconds: number;
+  /** The last step's validation. */
   validation: ValidationResult | undefined;
+  /** What the run directory serves; undefined if no model was saved yet (stopped before the first validation). */
+  served: ServedModel | undefined;
   backend: string;
   stoppedBySignal: boolean;
   runDir: string;
@@ -209,6 +223,9 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       ...(typeof r['lr'] === 'number' ? { learningRate: r['lr'] } : {}),
     }));
     let lastValidation: ValidationResult | undefined;
+    // This process's validation of the best step, for its sample replies.
+    let bestValidation: { step: number; result: ValidationResult } | undefined;
+    let served: ServedModel | undefined;
     let validatedAt = -1;
     let checkpointedAt = request.resume ? state.step : -1;
 
@@ -243,6 +260,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       if (state.bestValidLoss === null || result.loss < state.bestValidLoss) {
         state.bestValidLoss = result.loss;
         state.bestStep = state.step;
+        bestValidation = { step: state.step, result };
         // The run directory itself serves the best model so far.
         await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, validation: row } });
       }
@@ -292,20 +310,24 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     } else {
       await runValidation();
       await checkpoint();
-      if (settings.average > 1) {
+      if (settings.average > 0) {
         const { params, names } = await averageCheckpoints(out, settings.average, engine.layout);
         writeParams(model, engine.layout, params);
         const averaged = validate(model, data.tokenizer, data.valid, data.validPairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
         await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, averaged: names, validation: averaged } });
-        report.info(`serving the average of ${names.length} checkpoints (${names.join(', ')})`, { validLoss: round(averaged.loss), validPerplexity: round(averaged.perplexity) });
-        lastValidation = averaged;
+        served = { step: state.step, averaged: names, validLoss: averaged.loss, validation: averaged };
       }
     }
+    served ??=
+      state.bestStep === null || state.bestValidLoss === null
+        ? undefined
+        : { step: state.bestStep, averaged: undefined, validLoss: state.bestValidLoss, validation: state.bestStep === bestValidation?.step ? bestValidation.result : undefined };
     return {
       steps: state.step,
       epochs: state.epoch,
       trainSeconds: state.trainSeconds,
       validation: lastValidation,
+      served,
       backend: engine.description,
       stoppedBySignal: stop.requested,
       runDir: out,
