@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseTrainArgs } from '@hanmadi/trainer';
 import { parse as parseYaml } from 'yaml';
 import { contextFiles, contextFilter, DOCKER_DIR, DOCKERFILES, readDockerfile, REPO_ROOT } from './dockerfile.js';
 
@@ -76,6 +77,7 @@ describe('docker build context (.dockerignore)', () => {
 describe('docker/compose.yaml', () => {
   interface Service {
     build: { context: string; dockerfile: string };
+    command?: string[];
     volumes?: string[];
     environment?: Record<string, string>;
     depends_on?: unknown;
@@ -99,6 +101,13 @@ describe('docker/compose.yaml', () => {
     expect(devices).toHaveLength(1);
     expect(devices[0]).toMatchObject({ driver: 'nvidia' });
     expect(devices[0]!.capabilities).toContain('gpu');
+  });
+
+  it("gives the trainer arguments pnpm train accepts, serving the quickstart's average of 5 checkpoints", () => {
+    const request = parseTrainArgs(compose.services['trainer']!.command ?? [], (text) => {
+      throw new Error(text);
+    });
+    expect(request.settings).toMatchObject({ data: 'data/hanmadi-qa.csv', out: '/models/tiny', average: 5 });
   });
 
   it('shares the models volume, the api reading the model the trainer writes', () => {
