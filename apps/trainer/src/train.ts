@@ -223,8 +223,8 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       ...(typeof r['lr'] === 'number' ? { learningRate: r['lr'] } : {}),
     }));
     let lastValidation: ValidationResult | undefined;
-    // This process's validation of the best step, for its sample replies.
-    let bestValidation: { step: number; result: ValidationResult } | undefined;
+    // The best step's validation, for its sample replies, if this process ran it (not so when resumed past it).
+    let bestValidation: ValidationResult | undefined;
     let served: ServedModel | undefined;
     let validatedAt = -1;
     let checkpointedAt = request.resume ? state.step : -1;
@@ -260,7 +260,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       if (state.bestValidLoss === null || result.loss < state.bestValidLoss) {
         state.bestValidLoss = result.loss;
         state.bestStep = state.step;
-        bestValidation = { step: state.step, result };
+        bestValidation = result;
         // The run directory itself serves the best model so far.
         await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, validation: row } });
       }
@@ -321,7 +321,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     served ??=
       state.bestStep === null || state.bestValidLoss === null
         ? undefined
-        : { step: state.bestStep, averaged: undefined, validLoss: state.bestValidLoss, validation: state.bestStep === bestValidation?.step ? bestValidation.result : undefined };
+        : { step: state.bestStep, averaged: undefined, validLoss: state.bestValidLoss, validation: bestValidation };
     return {
       steps: state.step,
       epochs: state.epoch,
