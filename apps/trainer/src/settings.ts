@@ -147,7 +147,14 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     logEvery: o['logEvery'] as number,
     skipInvalid: o['skipInvalid'] as boolean,
   };
-  // Older checkpoints are pruned as training goes; averaging more than are kept would mix in the best one.
-  if (settings.average > settings.keep) throw new InvalidArgumentError(`--average ${settings.average} needs --keep ${settings.average} or more: only the newest ${settings.keep} checkpoints are kept`);
   return { settings, resume: o['resume'] as boolean, force: o['force'] as boolean, given };
+}
+
+/**
+ * Refuses --average above --keep: older checkpoints are pruned as training
+ * goes, so "the last N" would mix in the best one. Checked on the settings a
+ * run will use, which on --resume merge train.json with the options given.
+ */
+export function checkAverageWithinKeep(settings: TrainSettings): void {
+  if (settings.average > settings.keep) throw new InvalidArgumentError(`--average ${settings.average} needs --keep ${settings.average} or more: only the newest ${settings.keep} checkpoints are kept`);
 }

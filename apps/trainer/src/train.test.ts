@@ -168,6 +168,12 @@ describe('pnpm train', () => {
     const changed = await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '4', '--workers', '1', '--seed', '9', '--resume']);
     expect(changed.err.join('\n')).toMatch(/these options differ from train\.json: seed \(1\)/u);
     expect((await cli(['--data', BUNDLED_CORPUS, '--out', model, '--max-steps', '2', '--workers', '1', '--valid-samples', '1', '--force'])).code).toBe(0);
+    // On --resume the check applies to train.json's --keep merged with the options given.
+    const kept = runDir();
+    expect((await cli(['--data', BUNDLED_CORPUS, '--out', kept, '--max-steps', '2', '--workers', '1', '--valid-samples', '1', '--keep', '2'])).code).toBe(0);
+    const averaged = await cli(['--data', BUNDLED_CORPUS, '--out', kept, '--max-steps', '4', '--workers', '1', '--average', '3', '--resume']);
+    expect(averaged.code).toBe(1);
+    expect(averaged.err.join('\n')).toMatch(/--average 3 needs --keep 3 or more: only the newest 2 checkpoints are kept/u);
   });
 
   it('trains with two data-parallel workers, logs structured lines off a terminal, and serves an average of checkpoints', async () => {

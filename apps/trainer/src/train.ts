@@ -30,7 +30,7 @@ import {
   TRAIN_FILE,
   type TrainerState,
 } from './run-dir.js';
-import { RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
+import { checkAverageWithinKeep, RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
 import { validate, type ValidationResult } from './validation.js';
 
 /** The fewest pairs worth training on: below this the validation split is empty or meaningless. */
@@ -108,9 +108,11 @@ async function prepareRunDir(request: TrainRequest, report: Reporter): Promise<T
     for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery'] as const) {
       if (request.given.has(k)) (merged as Record<string, unknown>)[k] = settings[k];
     }
+    checkAverageWithinKeep(merged);
     report.info(`resuming the run in ${out}`);
     return merged;
   }
+  checkAverageWithinKeep(settings);
   if ((hasRun || hasModel) && !request.force) {
     throw new RunDirError(`${out} already holds a ${hasRun ? 'training run' : 'model'}; pass --resume to continue it or --force to replace it`);
   }
