@@ -227,7 +227,6 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     let lastValidation: ValidationResult | undefined;
     // The best step's validation, for its sample replies, if this process ran it (not so when resumed past it).
     let bestValidation: ValidationResult | undefined;
-    let served: ServedModel | undefined;
     let validatedAt = -1;
     let checkpointedAt = request.resume ? state.step : -1;
 
@@ -306,6 +305,8 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     }
     report.stop();
 
+    // The averaged model when asked for, else (below) the best one, which the directory already holds.
+    let served: ServedModel | undefined;
     if (stop.requested) {
       await checkpoint();
       report.info(`stopped by ${stop.reason ?? 'a signal'} at step ${state.step}; continue with --resume`);
