@@ -5,13 +5,13 @@
  * costliest non-product kernels by shape; =all: products too). A decoding
  * step is mostly per-kernel overhead, so its count is what to cut; a training
  * step is mostly matrix products, which the times show.
- * Flags: --repeat N (default 20).
+ * Flags: --repeat N (default 20), --wasm-threads N (1).
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { disposeBatch, initBackend, makeBatch, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
+import { disposeBatch, initBackend, makeBatch, parseWasmThreads, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
 import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
-import { median } from './table.js';
+import { median, printTable } from './table.js';
 
 interface Launch {
   name: string;
@@ -41,9 +41,11 @@ async function kernelsOf(f: () => void): Promise<Launch[]> {
 }
 
 export async function benchKernels(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { repeat: { type: 'string', default: '20' } } });
+  const { values } = parseArgs({ args: argv, options: { repeat: { type: 'string', default: '20' }, 'wasm-threads': { type: 'string', default: '1' } } });
   const repeat = Number(values.repeat);
-  await initBackend('wasm', () => {});
+  let backendLine = '';
+  await initBackend('wasm', (line) => (backendLine = line), { wasmThreads: parseWasmThreads(values['wasm-threads'], '--wasm-threads') });
+  console.log(backendLine);
   const config = presetConfig('tutorial', { vocabSize: 8000 });
   const model = new Transformer(config, 1);
   // A worker's share of a typical batch: 32 pairs of ChatbotData, length-bucketed as the model bench has them.
@@ -104,5 +106,114 @@ export async function benchKernels(argv: string[]): Promise<void> {
   console.log(`decoding: startDecoding ${startKernels.length} kernels, step ${stepKernels.length} kernels; 20-token reply median ${median(times).toFixed(2)} ms (${(median(times) / 20).toFixed(3)} ms/token); tensors leaked ${tf.memory().numTensors - before}`);
   console.log(`  ${histogram(stepKernels)}`);
   src.dispose();
+  await productsByRows(model, repeat);
   model.dispose();
+}
+
+/**
+ * Wraps the wasm backend's matrix-product kernels so that they add their own
+ * wall time to `ms` (wasm kernels run synchronously, so this is their whole
+ * cost). tf.profile's timings were not usable here: it reads and checks every
+ * kernel's output, and a batched encoder's products then took longer than
+ * the whole encoder did unprofiled.
+ */
+function timeProducts(): { ms: number; restore: () => void } {
+  const clock = { ms: 0, restore: () => {} };
+  const originals = ['BatchMatMul', '_FusedMatMul'].map((name) => tf.getKernel(name, 'wasm'));
+  for (const k of originals) {
+    tf.unregisterKernel(k.kernelName, k.backendName);
+    tf.registerKernel({
+      ...k,
+      kernelFunc: (args) => {
+        const t = performance.now();
+        try {
+          return k.kernelFunc(args);
+        } finally {
+          clock.ms += performance.now() - t;
+        }
+      },
+    });
+  }
+  clock.restore = () => {
+    for (const k of originals) {
+      tf.unregisterKernel(k.kernelName, k.backendName);
+      tf.registerKernel(k);
+    }
+  };
+  return clock;
+}
+
+/**
+ * What batching can buy on this backend: the encoder (a 7-token source) and
+ * the sixth decoding step of R rows decoded together, per row, wall time and
+ * the products' share of it. A row's products get cheaper with more rows only
+ * as far as the matmul library runs faster at R rows than at one; the last
+ * line bounds the request-rate ratio of batching on over off by supposing
+ * everything but the products free when batched. The row counts take turns,
+ * one sample each a round, since this machine's speed drifts within a minute.
+ */
+async function productsByRows(model: Transformer, repeat: number): Promise<void> {
+  const { config } = model;
+  const STEPS = 6;
+  const rowsList = [1, 8, 32];
+  interface Sample {
+    encoder: number;
+    encoderProducts: number;
+    step: number;
+    stepProducts: number;
+  }
+  const inputs = rowsList.map((rows) => ({
+    rows,
+    src: sourceTensor(Array.from({ length: rows }, (_, r) => [10 + r, 20, 30, 40 + r, 50, 60]), config), // [R, 7]
+    tokens: tf.tensor1d(Array.from({ length: rows }, (_, r) => 5 + r), 'int32'), // [R]
+    samples: [] as Sample[],
+  }));
+  const step = (state: ReturnType<Transformer['startDecoding']>, tokens: tf.Tensor1D): void => {
+    // Read outside tf.tidy: tidy would walk a returned array's 8,000·R entries looking for tensors.
+    const logits = model.step(state, tokens); // [R, V]
+    logits.dataSync();
+    logits.dispose();
+  };
+  const clock = timeProducts();
+  try {
+    for (let round = 0; round < repeat + 1; round++) {
+      for (const { rows, src, tokens, samples } of inputs) {
+        clock.ms = 0;
+        let t = performance.now();
+        const state = model.startDecoding(src);
+        const encoder = performance.now() - t;
+        const encoderProducts = clock.ms;
+        for (let s = 1; s < STEPS; s++) step(state, tokens);
+        clock.ms = 0;
+        t = performance.now();
+        step(state, tokens);
+        const last = performance.now() - t;
+        const lastProducts = clock.ms;
+        model.disposeDecoding(state);
+        // The first round creates XNNPACK's operators for each shape.
+        if (round > 0) samples.push({ encoder: encoder / rows, encoderProducts: encoderProducts / rows, step: last / rows, stepProducts: lastProducts / rows });
+      }
+    }
+  } finally {
+    clock.restore();
+    for (const { src, tokens } of inputs) tf.dispose([src, tokens]);
+  }
+  const medians = inputs.map(({ samples }): Sample => ({
+    encoder: median(samples.map((x) => x.encoder)),
+    encoderProducts: median(samples.map((x) => x.encoderProducts)),
+    step: median(samples.map((x) => x.step)),
+    stepProducts: median(samples.map((x) => x.stepProducts)),
+  }));
+  const table: string[][] = [['rows', 'encoder ms/source', 'its products', 'step ms/row', 'its products', 'products share of step']];
+  medians.forEach((m, i) => table.push([String(rowsList[i]), m.encoder.toFixed(3), m.encoderProducts.toFixed(3), m.step.toFixed(3), m.stepProducts.toFixed(3), `${((100 * m.stepProducts) / m.step).toFixed(0)}%`]));
+  console.log(`\nbatched decoding, per row (ms; products: the BatchMatMul and _FusedMatMul kernels' time; step ${STEPS} of a 7-token source, median of ${repeat}):`);
+  printTable(table);
+  const one = medians[0]!;
+  const many = medians[medians.length - 1]!;
+  const alone = one.encoder + STEPS * one.step;
+  const floor = many.encoderProducts + STEPS * many.stepProducts;
+  console.log(
+    `a reply of ${STEPS} steps to a 7-token source: ${alone.toFixed(2)} ms alone; ${rowsList[rowsList.length - 1]} together, its products take ${floor.toFixed(2)} ms a row, ` +
+      `so batching can make it at most ${(alone / floor).toFixed(2)}× cheaper (if nothing but the products cost anything when batched)`,
+  );
 }
