@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { initBackend } from '@hanmadi/model';
+import { initBackend, resolveGenerateOptions } from '@hanmadi/model';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from './app.js';
@@ -89,7 +89,7 @@ describe('POST /v1/chat', () => {
     expect(['eos', 'length']).toContain(body.finishReason);
     expect(body.tokens).toBe(body.tokenIds.length);
     expect(body.latencyMs).toBeGreaterThan(0);
-    const direct = await model.reply('오늘 날씨 어때?', { maxNewTokens: 12 });
+    const direct = await model.reply('오늘 날씨 어때?', resolveGenerateOptions({ maxNewTokens: 12 }, model.generationConfig));
     expect(body.tokenIds).toEqual(direct.tokenIds);
     expect(body.reply).toBe(direct.reply);
   });

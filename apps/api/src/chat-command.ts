@@ -32,7 +32,7 @@ const number = (value: string): number => {
   return n;
 };
 
-/** Decoding flags → the same schema and rules as the HTTP API's `decoding`. */
+/** Decoding flags → the same schema as the HTTP API's `decoding`; flags not given stay undefined. */
 function decodingFrom(o: Record<string, unknown>): Decoding {
   const raw = {
     strategy: o['strategy'],
@@ -80,9 +80,11 @@ export async function runChatCli(argv: string[], io: ChatIo = processIo()): Prom
   try {
     program.parse(argv, { from: 'user' });
     const o = program.opts<Record<string, unknown> & { model: string; backend?: string; wasmThreads?: number }>();
-    const options = generateOptions(decodingFrom(o));
+    const decoding = decodingFrom(o);
     await initBackend(o.backend ? parseBackendChoice(o.backend, '--backend') : undefined, () => {}, { wasmThreads: o.wasmThreads });
     model = await ChatModel.load(o.model, { batching: false, maxBatch: 1, maxWaitMs: 0, maxQueue: 1 });
+    // Flags given win; the rest come from the model's generation_config.json, as for the server.
+    const options = generateOptions(decoding, model.generationConfig);
     const answer = async (text: string) => {
       const message = checkMessage(text, 'message', { ...DEFAULT_LIMITS, maxMessageChars: Infinity });
       const out = await model!.reply(message, options);

@@ -1,6 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { basename, join, resolve } from 'node:path';
-import { DecodeBatcher, loadModel, TOKENIZER_FILE, type FinishReason, type GenerateOptions, type ModelConfig, type Transformer } from '@hanmadi/model';
+import {
+  DecodeBatcher,
+  loadModel,
+  readGenerationConfig,
+  resolveGenerateOptions,
+  TOKENIZER_FILE,
+  type FinishReason,
+  type GenerateOptions,
+  type GenerationConfig,
+  type ModelConfig,
+  type Transformer,
+} from '@hanmadi/model';
 import { Tokenizer } from '@hanmadi/tokenizer';
 import { TextStreamer } from './text-streamer.js';
 
@@ -52,6 +63,8 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
   private constructor(
     readonly id: string,
     readonly dir: string,
+    /** The directory's generation_config.json: decoding defaults for what a request leaves out ({} when it has none). */
+    readonly generationConfig: GenerationConfig,
     private readonly model: Transformer,
     private readonly tokenizer: Tokenizer,
     batching: BatchingOptions,
@@ -60,12 +73,13 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
     this.batcher = new DecodeBatcher(model, { ...batching, onBatch: (size) => this.emit('batch', size), onStep: (requests) => this.emit('step', requests) });
   }
 
-  /** Loads a model directory (a run directory of `pnpm train` serves its best model). */
+  /** Loads a model directory (a run directory of `pnpm train` serves its best model) with its generation config. */
   static async load(dir: string, batching: BatchingOptions = DEFAULT_BATCHING): Promise<ChatModel> {
     const { model, dir: loaded } = await loadModel(dir);
     try {
+      const generationConfig = await readGenerationConfig(loaded.dir);
       const tokenizer = await Tokenizer.load(join(loaded.dir, TOKENIZER_FILE));
-      return new ChatModel(basename(resolve(dir)), resolve(dir), model, tokenizer, batching);
+      return new ChatModel(basename(resolve(dir)), resolve(dir), generationConfig, model, tokenizer, batching);
     } catch (error) {
       model.dispose();
       throw error;
@@ -94,8 +108,9 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
    * request does not pay for kernel compilation and buffer allocation.
    */
   async warmUp(): Promise<void> {
-    await this.reply('안녕하세요', { maxNewTokens: 4 });
-    await this.reply('안녕하세요', { strategy: 'beam', numBeams: 2, maxNewTokens: 4 });
+    // With the generation config's options, so that its processors run before the first request does.
+    await this.reply('안녕하세요', resolveGenerateOptions({ maxNewTokens: 4 }, this.generationConfig));
+    await this.reply('안녕하세요', resolveGenerateOptions({ strategy: 'beam', numBeams: 2, maxNewTokens: 4 }, this.generationConfig));
     this.ready = true;
   }
 

@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify';
-import { BatcherClosedError, QueueFullError, type GenerateOptions } from '@hanmadi/model';
+import { BatcherClosedError, GENERATION_CONFIG_FILE, QueueFullError, resolveGenerateOptions, type GenerateOptions, type GenerationConfig, type ResolvedGenerateOptions } from '@hanmadi/model';
 import { normalizeText } from '@hanmadi/corpus';
 import type { ChatModel, Reply } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
@@ -32,12 +32,14 @@ export function checkMessage(raw: string, param: string, limits: ReplyLimits): s
 }
 
 /**
- * /v1/chat's decoding options as `generate()` takes them. Options of another
- * strategy are refused rather than ignored: a temperature sent with greedy
- * decoding would otherwise look like it had an effect.
+ * /v1/chat's decoding options as `generate()` takes them, what the request
+ * leaves out filled from the model's generation config and then the
+ * built-in defaults (`resolveGenerateOptions`). Options of another strategy
+ * than the one decided on are refused rather than ignored: a temperature
+ * sent with greedy decoding would otherwise look like it had an effect.
  */
-export function generateOptions(decoding: Decoding = {}): GenerateOptions {
-  const strategy = decoding.strategy ?? 'greedy';
+export function generateOptions(decoding: Decoding = {}, config: GenerationConfig = {}): ResolvedGenerateOptions {
+  const strategy = decoding.strategy ?? config.strategy ?? 'greedy';
   const only: Record<string, 'sample' | 'beam'> = {
     temperature: 'sample',
     topK: 'sample',
@@ -52,10 +54,23 @@ export function generateOptions(decoding: Decoding = {}): GenerateOptions {
       throw new ApiError(400, `decoding.${field}: only used with strategy "${owner}"`, `decoding.${field}`, 'invalid_value');
     }
   }
-  if (decoding.minNewTokens !== undefined && decoding.maxNewTokens !== undefined && decoding.minNewTokens > decoding.maxNewTokens) {
-    throw new ApiError(400, 'decoding.minNewTokens: must not exceed decoding.maxNewTokens', 'decoding.minNewTokens', 'invalid_value');
+  // A minimum the request asks for is checked against the maximum it will get, its own or the config's.
+  const max = decoding.maxNewTokens ?? config.maxNewTokens;
+  if (decoding.minNewTokens !== undefined && max !== undefined && decoding.minNewTokens > max) {
+    const which = decoding.maxNewTokens !== undefined ? 'decoding.maxNewTokens' : `maxNewTokens ${max} of the model's ${GENERATION_CONFIG_FILE}`;
+    throw new ApiError(400, `decoding.minNewTokens: must not exceed ${which}`, 'decoding.minNewTokens', 'invalid_value');
   }
-  return { ...decoding, strategy };
+  return resolveDecoding({ ...decoding, strategy }, config);
+}
+
+/** `resolveGenerateOptions` with its RangeError as a 400; the schemas leave nothing for it to refuse, so this is a safety net. */
+export function resolveDecoding(request: GenerateOptions, config: GenerationConfig): ResolvedGenerateOptions {
+  try {
+    return resolveGenerateOptions(request, config);
+  } catch (error) {
+    if (error instanceof RangeError) throw new ApiError(400, `decoding: ${error.message}`, 'decoding', 'invalid_value');
+    throw error;
+  }
 }
 
 /** Refuses chat requests while the model is warming up or the server is closing. */

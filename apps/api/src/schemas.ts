@@ -1,3 +1,4 @@
+import { GenerationConfigSchema } from '@hanmadi/model';
 import { z } from 'zod';
 
 /**
@@ -8,23 +9,14 @@ import { z } from 'zod';
  * ignore silently.
  */
 
-/** Decoding options of /v1/chat, in the names of the model's `generate()`. */
-export const DecodingSchema = z
-  .strictObject({
-    strategy: z.enum(['greedy', 'beam', 'sample']).optional().describe('greedy (default), beam search, or seeded sampling'),
-    maxNewTokens: z.int().min(1).max(512).optional().describe("most tokens to generate, EOS included (capped by the model's maximum length)"),
-    minNewTokens: z.int().min(0).max(512).optional().describe('EOS is forbidden before this many tokens'),
-    noRepeatNgramSize: z.int().min(0).max(16).optional().describe('forbid repeating any n-gram of this size; 0 is off'),
-    repetitionPenalty: z.number().min(0.01).max(10).optional().describe('CTRL repetition penalty; 1 is off'),
-    temperature: z.number().min(0.01).max(10).optional().describe('sampling only'),
-    topK: z.int().min(0).max(100_000).optional().describe('sampling only; 0 is off'),
-    topP: z.number().gt(0).max(1).optional().describe('sampling only; 1 is off'),
-    seed: z.int().min(0).max(2 ** 31 - 1).optional().describe('sampling only'),
-    numBeams: z.int().min(1).max(16).optional().describe('beam search only'),
-    lengthPenalty: z.number().min(-5).max(5).optional().describe('beam search only'),
-    earlyStopping: z.boolean().optional().describe('beam search only'),
-  })
-  .describe('Decoding options; the defaults are greedy decoding to EOS');
+/**
+ * Decoding options of /v1/chat, in the names of the model's `generate()`:
+ * the fields of generation_config.json (so names and ranges cannot drift)
+ * plus the sampling seed.
+ */
+export const DecodingSchema = GenerationConfigSchema.extend({
+  seed: z.int().min(0).max(2 ** 31 - 1).optional().describe('sampling only'),
+}).describe("Decoding options; what a request leaves out comes from the model's generation_config.json, then the built-in defaults (greedy, at most 32 tokens)");
 export type Decoding = z.infer<typeof DecodingSchema>;
 
 const TurnSchema = z.strictObject({
@@ -85,7 +77,7 @@ export const CompletionRequestSchema = z.strictObject({
   messages: z.array(CompletionMessageSchema).min(1).max(100),
   max_tokens: z.int().min(1).max(512).nullable().optional(),
   max_completion_tokens: z.int().min(1).max(512).nullable().optional(),
-  temperature: z.number().min(0).max(2).nullable().optional().describe('0 or absent: greedy; otherwise sampling at this temperature'),
+  temperature: z.number().min(0).max(2).nullable().optional().describe("0: greedy; above 0: sampling at this temperature; absent: the strategy of the model's generation_config.json (greedy if it names none)"),
   top_p: z.number().gt(0).max(1).nullable().optional(),
   seed: z.int().min(0).max(2 ** 31 - 1).nullable().optional(),
   n: z.literal(1).nullable().optional(),

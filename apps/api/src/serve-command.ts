@@ -4,7 +4,7 @@
  * stops taking requests, finishes those in flight and exits 0.
  */
 import type { FastifyInstance } from 'fastify';
-import { BackendUnavailableError, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError, WASM_THREADS_ENV } from '@hanmadi/model';
+import { BackendUnavailableError, GENERATION_CONFIG_FILE, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError, WASM_THREADS_ENV } from '@hanmadi/model';
 import { ModelFileError } from '@hanmadi/tokenizer';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
@@ -103,6 +103,8 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
   const shownHost = settings.host === '0.0.0.0' || settings.host === '::' ? 'localhost' : settings.host;
   const url = `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}/`;
   log.info({ model: model.id, dir: model.dir, apiKey: apiKey ? 'required' : 'off', batching: settings.batching }, `serving ${model.id}`);
+  const defaults = Object.entries(model.generationConfig).map(([field, value]) => `${field}=${String(value)}`);
+  log.info(`decoding defaults from ${GENERATION_CONFIG_FILE}: ${defaults.join(' ') || 'none (built-in: greedy, at most 32 tokens)'}`);
   const ready = model.warmUp().then(() => log.info(`ready: chat at ${url}  (API docs: ${url}docs)`));
   let closed: Promise<void> | undefined;
   return {

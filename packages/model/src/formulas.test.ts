@@ -7,7 +7,7 @@ import { presetConfig } from './config.js';
 import { positionalEncoding } from './layers.js';
 import { LabelSmoothing } from './loss.js';
 import { ForwardPass } from './params.js';
-import { noamSchedule } from './schedule.js';
+import { fineTuneSchedule, noamSchedule } from './schedule.js';
 import { Transformer } from './transformer.js';
 
 // §3 of the paper, checked against hand computation, on both CPU backends.
@@ -87,6 +87,14 @@ describe.each(['cpu', 'wasm'] as const)('formulas on %s', (backend) => {
     expect(noamSchedule(4000, d, 4000)).toBeCloseTo(6.98771e-4, 8);
     expect(noamSchedule(40000, d, 4000)).toBeCloseTo(d ** -0.5 * 40000 ** -0.5, 12);
     expect(() => noamSchedule(0, d, 4000)).toThrow(RangeError);
+  });
+
+  it("fine-tuning's schedule warms up linearly to its peak, then decays linearly to zero", () => {
+    expect(fineTuneSchedule(1, 1e-4, 10, 100)).toBeCloseTo(1e-5, 15);
+    expect(fineTuneSchedule(10, 1e-4, 10, 100)).toBeCloseTo(1e-4, 15);
+    expect(fineTuneSchedule(55, 1e-4, 10, 100)).toBeCloseTo(1e-4 * (46 / 91), 15);
+    expect(fineTuneSchedule(100, 1e-4, 10, 100)).toBeCloseTo(1e-4 / 91, 15); // the last step still learns
+    expect(fineTuneSchedule(101, 1e-4, 10, 100)).toBe(0);
   });
 
   it('label-smoothed loss and its gradient equal the hand values', () => {

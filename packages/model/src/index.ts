@@ -2,7 +2,7 @@ export { ModelConfigSchema, PRESETS, isPresetName, presetConfig, type ModelConfi
 export { MASKED, MultiHeadAttention, paddingMask, scaledDotProductAttention, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 export { DecoderLayer, EncoderLayer, LayerNorm, PositionwiseFeedForward, SublayerConnection, positionalEncoding, type LayerCache } from './layers.js';
 export { LabelSmoothing, crossEntropySum } from './loss.js';
-export { noamSchedule } from './schedule.js';
+export { fineTuneSchedule, noamSchedule } from './schedule.js';
 export { Adam, PAPER_ADAM, clipByGlobalNorm, type AdamOptions } from './optimizer.js';
 export { disposeBatch, makeBatch, sourceTensor, type Example, type TensorBatch } from './batch.js';
 export { Transformer, type DecodingState, type ForwardOptions } from './transformer.js';
@@ -10,9 +10,10 @@ export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-
 export { ForwardPass, ParamStore } from './params.js';
 export { Rng } from './random.js';
 export { customOp, gatherRows, linear, projectOnto, tidy } from './ops.js';
-export { exportWeights, importWeights, loadModel, saveModel, WEIGHTS_LAYOUT, type LoadedModel, type SaveModelOptions } from './persist.js';
-export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig } from './model-dir.js';
-export { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
+export { exportWeights, importWeights, loadModel, parseModelConfig, saveModel, weightsLayout, WEIGHTS_LAYOUT, type LoadedModel, type SaveModelOptions } from './persist.js';
+export { COMPANION_FILES, exportModelDir, type ExportReport, type WeightsDtype } from './export.js';
+export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig, type SaveModelDirOptions } from './model-dir.js';
+export { decodeSafetensors, encodeSafetensors, SafetensorsError, type EncodeOptions, type FloatStorage, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
 export { greedyDecode, type GreedyOutput } from './generation/greedy.js';
 export { initBackend, parseBackendChoice, parseWasmThreads, BackendUnavailableError, BACKEND_ENV, WASM_THREADS_ENV, type BackendChoice, type BackendInfo, type BackendName, type BackendOptions } from './backend.js';
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
@@ -28,6 +29,16 @@ export {
   type ResolvedGenerateOptions,
   type SearchStrategy,
 } from './generation/search.js';
+export {
+  applyGenerationConfig,
+  DEFAULT_GENERATION_CONFIG,
+  GENERATION_CONFIG_FILE,
+  GenerationConfigSchema,
+  parseGenerationConfig,
+  readGenerationConfig,
+  writeGenerationConfig,
+  type GenerationConfig,
+} from './generation/generation-config.js';
 export { type GenerationHooks, type TokenCallback } from './generation/streamers.js';
 export { BatcherClosedError, DecodeBatcher, QueueFullError, type DecodeBatcherOptions, type DecodeRequest } from './generation/batcher.js';
 export {

@@ -206,6 +206,74 @@ describe('saveModelDir / loadModelDir', () => {
   });
 });
 
+describe('float16 weights, extra files', () => {
+  it('stores floats as F16 when asked, and loads them back as F32, rounded to the nearest half', async () => {
+    const dir = freshDir();
+    await saveModelDir(dir, { ...options(), floats: 'F16' });
+    const loaded = await loadModelDir(dir, parseTiny);
+    for (const [name, tensor] of options().tensors) {
+      const back = loaded.tensors.get(name)!;
+      expect(back.dtype, name).toBe(tensor.dtype);
+      expect(back.data.constructor, name).toBe(tensor.data.constructor);
+      // sin values lie in [-1, 1]: a half there is within 2^-12 of the float; the I32 step is untouched.
+      tensor.data.forEach((x, i) => expect(Math.abs(back.data[i]! - x), `${name}[${i}]`).toBeLessThanOrEqual(2 ** -12));
+    }
+    expect(loaded.tensors.get('step')!.data).toEqual(Int32Array.of(1));
+    const weights = new Uint8Array(readFileSync(join(dir, WEIGHTS_FILE)));
+    expect(weights).toEqual(encodeSafetensors(options().tensors, { format: 'hanmadi' }, { floats: 'F16' }));
+    expect(weights.length).toBeLessThan(encodeSafetensors(options().tensors, { format: 'hanmadi' }).length);
+  });
+
+  it('writes extra files durably before config.json, and removes their stale temporaries', async () => {
+    const dir = await saved();
+    const stray = join(dir, `train.json.tmp-99999-deadbeef`);
+    writeFileSync(stray, '{');
+    fsProbe.events = [];
+    const extraFiles = new Map([['train.json', new TextEncoder().encode('{"preset":"tiny"}\n')], ['curves.svg', new TextEncoder().encode('<svg/>')]]);
+    await saveModelDir(dir, { ...options(2), extraFiles });
+    expect(readFileSync(join(dir, 'train.json'), 'utf8')).toBe('{"preset":"tiny"}\n');
+    expect(readFileSync(join(dir, 'curves.svg'), 'utf8')).toBe('<svg/>');
+    expect(existsSync(stray)).toBe(false);
+    expect(fsProbe.events.filter((e) => e.startsWith('rename'))).toEqual([`rename ${WEIGHTS_FILE}`, `rename ${TOKENIZER_FILE}`, 'rename train.json', 'rename curves.svg', `rename ${CONFIG_FILE}`]);
+    for (const name of [CONFIG_FILE, '../x', '']) {
+      await expect(saveModelDir(dir, { ...options(), extraFiles: new Map([[name, new Uint8Array()]]) })).rejects.toThrow(/cannot write: an extra file must be a file name/u);
+    }
+  });
+});
+
+describe('non-finite weights', () => {
+  /** `options()` with one value of encoder.embedding replaced. */
+  function withValue(at: number, value: number, at2?: number): SaveModelDirOptions {
+    const base = options();
+    const data = Float32Array.from(base.tensors.get('encoder.embedding')!.data);
+    data[at] = value;
+    if (at2 !== undefined) data[at2] = value;
+    return { ...base, tensors: new Map([...base.tensors, ['encoder.embedding', { dtype: 'F32', shape: [6, 4], data }]]) };
+  }
+
+  it('refuses to save NaN or ±Inf, naming the tensor, before touching the disk', async () => {
+    const dir = freshDir();
+    const weights = join(dir, WEIGHTS_FILE);
+    await expect(saveModelDir(dir, withValue(12, Number.NaN))).rejects.toThrow(`${weights}: refusing to write non-finite weights: tensor encoder.embedding holds non-finite values (NaN at index 12)`);
+    await expect(saveModelDir(dir, withValue(3, Number.NEGATIVE_INFINITY, 7))).rejects.toThrow('tensor encoder.embedding holds non-finite values (-Infinity at index 3; 2 in all)');
+    await expect(saveModelDir(dir, { ...withValue(0, Number.POSITIVE_INFINITY), floats: 'F16' })).rejects.toThrow('(Infinity at index 0)');
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it.each([
+    ['NaN', Number.NaN, 'F32'],
+    ['Infinity', Number.POSITIVE_INFINITY, 'F16'],
+  ] as const)('refuses to load %s in weights whose checksums hold, naming the file and the tensor (%s file)', async (text, value, floats) => {
+    const dir = await saved();
+    const weights = join(dir, WEIGHTS_FILE);
+    // Written past saveModelDir's own check, with config.json made to vouch for it: only the finiteness check is left to catch it.
+    const bytes = encodeSafetensors(withValue(12, value).tensors, undefined, { floats });
+    writeFileSync(weights, bytes);
+    editConfig(dir, { 'weights.sha256': sha256(bytes), 'weights.bytes': bytes.length });
+    expect(await loadFailure(dir, weights)).toBe(`tensor encoder.embedding holds non-finite values (${text} at index 12)`);
+  });
+});
+
 describe('isModelDir', () => {
   it('is true only where config.json exists', async () => {
     const dir = freshDir();

@@ -3,18 +3,19 @@
  *
  *     config.json          format version, model config, checksums of the two files below
  *     tokenizer.model      the SentencePiece model the weights were trained with
- *     model.safetensors    the weights
+ *     model.safetensors    the weights, float32 or float16 (read as float32)
  *
  * config.json is written last and records the size and sha256 of the other
  * two, so a directory that has one is complete, and a file damaged or
- * replaced afterwards is caught when the directory is loaded.
+ * replaced afterwards is caught when the directory is loaded. Every float
+ * weight is finite: saving and loading both refuse NaN and ±Inf.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, type FloatStorage, type NamedTensor } from './safetensors.js';
 
 export const MODEL_FORMAT_VERSION = 1;
 export const CONFIG_FILE = 'config.json';
@@ -68,6 +69,10 @@ export interface SaveModelDirOptions {
   training?: unknown;
   /** Stored in the safetensors header's `__metadata__`. */
   metadata?: Record<string, string>;
+  /** How float tensors are stored (default F32); F16 halves the file and is read back as F32. */
+  floats?: FloatStorage;
+  /** Other files to write beside the model (by file name), durably and before config.json; config.json does not vouch for them. */
+  extraFiles?: ReadonlyMap<string, Uint8Array>;
 }
 
 export interface LoadedModelDir<T> {
@@ -85,7 +90,7 @@ export interface LoadedModelDir<T> {
  * directory is fsynced so the renames themselves survive a power cut.
  *
  * The order makes a crash at any point harmless: an existing config.json is
- * removed first, then the weights and tokenizer are replaced, then the new
+ * removed first, then the weights, tokenizer and extra files are replaced, then the new
  * config.json — the only file that vouches for the others — appears. So a
  * directory that has a config.json always has the files it describes; after
  * a crash it has none and is not a model directory until saved again.
@@ -97,9 +102,17 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
   const weightsPath = join(dir, WEIGHTS_FILE);
   const tokenizerPath = join(dir, TOKENIZER_FILE);
 
+  const extraFiles = options.extraFiles ?? new Map<string, Uint8Array>();
+  for (const name of extraFiles.keys()) {
+    if (!fileName.safeParse(name).success || [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE].includes(name)) {
+      throw new ModelDirError(join(dir, name), 'cannot write: an extra file must be a file name other than the three a model directory holds');
+    }
+  }
+  const nonFinite = findNonFinite(options.tensors);
+  if (nonFinite !== undefined) throw new ModelDirError(weightsPath, `refusing to write non-finite weights: ${nonFinite}`);
   let weights: Uint8Array;
   try {
-    weights = encodeSafetensors(options.tensors, options.metadata);
+    weights = encodeSafetensors(options.tensors, options.metadata, { floats: options.floats ?? 'F32' });
   } catch (error) {
     throw new ModelDirError(weightsPath, `cannot write: ${errorText(error)}`, { cause: error });
   }
@@ -132,7 +145,7 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
   } catch (error) {
     throw new ModelDirError(dir, `cannot create the model directory: ${errorText(error)}`, { cause: error });
   }
-  await removeStaleTemporaries(dir);
+  await removeStaleTemporaries(dir, [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, ...extraFiles.keys()]);
   try {
     await unlink(configPath);
     await syncDirectory(dir);
@@ -143,6 +156,7 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
   }
   await writeFileDurably(weightsPath, weights);
   await writeFileDurably(tokenizerPath, options.tokenizerBytes);
+  for (const [name, bytes] of extraFiles) await writeFileDurably(join(dir, name), bytes);
   // The data files' renames must be on disk before the config that vouches for them.
   await syncDirectory(dir);
   await writeFileDurably(configPath, configText);
@@ -152,8 +166,9 @@ export async function saveModelDir(dir: string, options: SaveModelDirOptions): P
 /**
  * Reads and verifies a model directory: config.json against its schema, the
  * tokenizer and weights against the sizes and checksums it records, the
- * weights as safetensors, and `config.model` with `parseModelConfig` (which
- * throws to reject it). Any fault throws a ModelDirError naming the file.
+ * weights as safetensors (F16 widened to F32) holding only finite floats, and
+ * `config.model` with `parseModelConfig` (which throws to reject it). Any
+ * fault throws a ModelDirError naming the file.
  */
 export async function loadModelDir<T>(dir: string, parseModelConfig: (raw: unknown) => T): Promise<LoadedModelDir<T>> {
   let info: Stats;
@@ -202,6 +217,9 @@ export async function loadModelDir<T>(dir: string, parseModelConfig: (raw: unkno
     if (error instanceof SafetensorsError) throw new ModelDirError(weightsPath, error.reason, { cause: error });
     throw error;
   }
+  // A diverged run's NaNs would otherwise load quietly and only show as empty replies.
+  const nonFinite = findNonFinite(tensors);
+  if (nonFinite !== undefined) throw new ModelDirError(weightsPath, nonFinite);
   return { dir, config, modelConfig, tensors, tokenizerPath, tokenizerBytes };
 }
 
@@ -271,6 +289,25 @@ function checkConfig(raw: unknown, configPath: string): ModelDirConfig {
   return result.data as ModelDirConfig;
 }
 
+/** Describes the first float tensor holding NaN or ±Inf, e.g. "tensor w holds non-finite values (NaN at index 12)"; undefined when all are finite. */
+function findNonFinite(tensors: ReadonlyMap<string, NamedTensor>): string | undefined {
+  for (const [name, { dtype, data }] of tensors) {
+    if (dtype !== 'F32') continue;
+    let first = -1;
+    let count = 0;
+    for (let i = 0; i < data.length; i++) {
+      if (Number.isFinite(data[i]!)) continue;
+      if (first < 0) first = i;
+      count += 1;
+    }
+    if (count > 0) {
+      const more = count > 1 ? `; ${count} in all` : '';
+      return `tensor ${name} holds non-finite values (${data[first]} at index ${first}${more})`;
+    }
+  }
+  return undefined;
+}
+
 async function readFileIn(path: string, missing: string): Promise<Uint8Array> {
   try {
     const buffer = await readFile(path);
@@ -282,7 +319,6 @@ async function readFileIn(path: string, missing: string): Promise<Uint8Array> {
 }
 
 const TEMPORARY_SUFFIX = '.tmp-';
-const STALE_TEMPORARY = new RegExp(`^(?:${[CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE].map((f) => f.replaceAll('.', '\\.')).join('|')})\\.tmp-\\d+-[0-9a-f]{8}$`, 'u');
 
 /**
  * Writes to `<path>.tmp-<pid>-<random>`, fsyncs, renames over `path`.
@@ -307,14 +343,15 @@ async function writeFileDurably(path: string, data: Uint8Array | string): Promis
 }
 
 /** Deletes temporary files a crashed save left behind; weights can be large, and checkpoints are saved often. */
-async function removeStaleTemporaries(dir: string): Promise<void> {
+async function removeStaleTemporaries(dir: string, files: readonly string[]): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
   } catch (error) {
     throw new ModelDirError(dir, `cannot read the model directory: ${errorText(error)}`, { cause: error });
   }
-  for (const name of names.filter((n) => STALE_TEMPORARY.test(n))) {
+  const stale = (name: string): boolean => files.some((file) => name.startsWith(`${file}${TEMPORARY_SUFFIX}`) && /^\d+-[0-9a-f]{8}$/u.test(name.slice(file.length + TEMPORARY_SUFFIX.length)));
+  for (const name of names.filter(stale)) {
     await unlink(join(dir, name)).catch(() => undefined);
   }
 }

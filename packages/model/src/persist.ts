@@ -2,15 +2,23 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { loadModelDir, ModelDirError, saveModelDir, WEIGHTS_FILE, type LoadedModelDir } from './model-dir.js';
-import type { NamedTensor } from './safetensors.js';
+import type { FloatStorage, NamedTensor } from './safetensors.js';
 import { Transformer } from './transformer.js';
 
-/** Recorded in config.json so that the weights file can be read without this code. */
-export const WEIGHTS_LAYOUT =
-  'float32, little-endian. Linear weights are [in, out] (y = x·W + b). embedding.weight [vocab, d_model] is shared by the encoder and ' +
+/** Recorded in config.json so that the weights file can be read without this code; `floats` is how model.safetensors stores them. */
+export function weightsLayout(floats: FloatStorage): string {
+  const stored = floats === 'F16' ? 'float16 (IEEE half; read as float32)' : 'float32';
+  return `${stored}, little-endian. ${LAYOUT}`;
+}
+
+const LAYOUT =
+  'Linear weights are [in, out] (y = x·W + b). embedding.weight [vocab, d_model] is shared by the encoder and ' +
   'decoder inputs (scaled by √d_model) and the output projection (logits = h·embeddingᵀ). Names: encoder.layers.{i}.{self_attn.{q,k,v,out},' +
   'ffn.{w1,w2},norm1,norm2}.{weight,bias}; decoder.layers.{i}.{self_attn,cross_attn}.{q,k,v,out}, ffn, norm1..3; pre-LN models add ' +
   'encoder.norm and decoder.norm.';
+
+/** The layout of float32 weights, as saveModel writes them. */
+export const WEIGHTS_LAYOUT = weightsLayout('F32');
 
 /** Copies every parameter out of the backend, by name. */
 export function exportWeights(model: Transformer): Map<string, NamedTensor> {
@@ -48,7 +56,7 @@ export interface SaveModelOptions {
   training?: unknown;
 }
 
-/** Writes a model directory (config.json, tokenizer.model, model.safetensors) atomically. */
+/** Writes a model directory (config.json, tokenizer.model, model.safetensors) atomically; a NaN or ±Inf weight is a ModelDirError naming its tensor. */
 export async function saveModel(dir: string, model: Transformer, options: SaveModelOptions): Promise<void> {
   await saveModelDir(dir, {
     modelConfig: model.config,
@@ -65,16 +73,19 @@ export interface LoadedModel {
   dir: LoadedModelDir<ModelConfig>;
 }
 
-/** Loads a model directory, verifying every file; errors name the file at fault. */
+/** config.json's `model`, checked against the schema; the error names the first field that is wrong. */
+export function parseModelConfig(raw: unknown): ModelConfig {
+  const parsed = ModelConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`model.${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** Loads a model directory, verifying every file (float16 weights load as float32); errors name the file at fault. */
 export async function loadModel(dir: string): Promise<LoadedModel> {
-  const loaded = await loadModelDir(dir, (raw) => {
-    const parsed = ModelConfigSchema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new Error(`model.${issue.path.join('.')}: ${issue.message}`);
-    }
-    return parsed.data;
-  });
+  const loaded = await loadModelDir(dir, parseModelConfig);
   if (loaded.config.tokenizer.vocabSize !== loaded.modelConfig.vocabSize) {
     throw new ModelDirError(join(dir, 'config.json'), `tokenizer vocabulary ${loaded.config.tokenizer.vocabSize} differs from the model's ${loaded.modelConfig.vocabSize}`);
   }

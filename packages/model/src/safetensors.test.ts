@@ -113,7 +113,72 @@ describe('encodeSafetensors / decodeSafetensors', () => {
     expect(() => encodeSafetensors(new Map([['w', { dtype: 'I32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(/needs a Int32Array, got Float32Array/u);
     expect(() => encodeSafetensors(new Map([['w', f32([-1], [])]]))).toThrow(/must hold non-negative integers/u);
     expect(() => encodeSafetensors(new Map([['__metadata__', f32([1], [1])]]))).toThrow(/reserved/u);
-    expect(() => encodeSafetensors(new Map([['w', { dtype: 'F16' as 'F32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(/unknown dtype "F16"/u);
+    expect(() => encodeSafetensors(new Map([['w', { dtype: 'F16' as 'F32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(/unknown dtype "F16" \(F32 or I32; pass floats: 'F16'/u);
+    expect(() => encodeSafetensors(new Map(), undefined, { floats: 'I32' as 'F32' })).toThrow(/floats must be F32 or F16, got "I32"/u);
+  });
+});
+
+describe('F16: floats stored as IEEE half, read back as F32', () => {
+  const half = (values: number[]): Float32Array => decodeSafetensors(encodeSafetensors(new Map([['w', f32([values.length], values)]]), undefined, { floats: 'F16' }), FILE).tensors.get('w')!.data as Float32Array;
+  /** The stored bit patterns of `values` written as F16. */
+  const bits = (values: number[]): number[] => {
+    const bytes = encodeSafetensors(new Map([['w', f32([values.length], values)]]), undefined, { floats: 'F16' });
+    const view = new DataView(bytes.buffer, bytes.length - values.length * 2);
+    return values.map((_, i) => view.getUint16(i * 2, true));
+  };
+
+  it('rounds known values to the nearest half and reads them back as F32', () => {
+    const cases: [number, number, number][] = [
+      // [value, the half it becomes, its bits]
+      [1, 1, 0x3c00],
+      [-2, -2, 0xc000],
+      [0.1, 0.0999755859375, 0x2e66],
+      [65504, 65504, 0x7bff],
+      [65519, 65504, 0x7bff], // below the halfway point to 65536, so still the largest half
+      [2 ** -14, 2 ** -14, 0x0400], // the smallest normal
+      [2 ** -14 - 2 ** -24, 2 ** -14 - 2 ** -24, 0x03ff], // the largest subnormal
+      [2 ** -24, 2 ** -24, 0x0001], // the smallest subnormal
+      [3 * 2 ** -26, 2 ** -24, 0x0001], // nearer to it than to 0
+      [2 ** -25, 0, 0x0000], // a tie between 0 and 2^-24: to even, 0
+      [3 * 2 ** -25, 2 ** -23, 0x0002], // a tie between 2^-24 and 2^-23: to even, 2^-23
+      [1 + 2 ** -11, 1, 0x3c00], // a tie: to even, 1
+      [1 + 3 * 2 ** -11, 1 + 2 ** -9, 0x3c02], // a tie: to even, 1 + 2·2^-10
+      [-0, -0, 0x8000],
+      [Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, 0x7c00],
+      [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, 0xfc00],
+    ];
+    const values = cases.map(([v]) => v);
+    const back = half(values);
+    cases.forEach(([value, expected], i) => expect(Object.is(back[i], expected), `${value} → ${back[i]}, expected ${expected}`).toBe(true));
+    expect(bits(values)).toEqual(cases.map(([, , b]) => b));
+    expect(Number.isNaN(half([Number.NaN])[0])).toBe(true);
+  });
+
+  it('reads every half exactly: each of the 65,536 bit patterns (but NaNs) is written back as the same bits', () => {
+    const patterns = Uint16Array.from({ length: 65536 }, (_, i) => i).filter((b) => (b & 0x7c00) !== 0x7c00 || (b & 0x03ff) === 0);
+    const header = { w: { dtype: 'F16', shape: [patterns.length], data_offsets: [0, patterns.length * 2] } };
+    const decoded = decodeSafetensors(build(header, new Uint8Array(patterns.buffer)), FILE).tensors.get('w')!;
+    expect(decoded.dtype).toBe('F32');
+    expect(decoded.data).toBeInstanceOf(Float32Array);
+    expect(bits([...decoded.data])).toEqual([...patterns]);
+  });
+
+  it('writes the F16 header and bytes, keeps I32 tensors as they are, and halves the data', () => {
+    const bytes = encodeSafetensors(new Map([['a', f32([2], [1.5, -2])], ['b', i32([1], [7])]]), undefined, { floats: 'F16' });
+    const header = '{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[1],"data_offsets":[4,8]}}';
+    expect(new TextDecoder().decode(bytes.subarray(8, 8 + header.length))).toBe(header);
+    expect([...bytes.subarray(bytes.length - 8)]).toEqual([0x00, 0x3e, 0x00, 0xc0, 7, 0, 0, 0]); // 1.5 = 0x3e00, -2 = 0xc000
+    const { tensors } = decodeSafetensors(bytes, FILE);
+    expect(tensors.get('a')).toEqual(f32([2], [1.5, -2]));
+    expect(tensors.get('b')).toEqual(i32([1], [7]));
+  });
+
+  it('refuses a finite value beyond the half range, naming the tensor and the index, rather than storing infinity', () => {
+    const encode = (values: number[]) => () => encodeSafetensors(new Map([['decoder.ffn.w1', f32([values.length], values)]]), undefined, { floats: 'F16' });
+    expect(encode([1, 2, 65520])).toThrow(/^tensor "decoder\.ffn\.w1": 65520 at index 2 is beyond the range of F16 \(±65504\)$/u);
+    expect(encode([-1e6])).toThrow(/-1000000 at index 0 is beyond the range of F16/u);
+    expect(encode([3e38])).toThrow(RangeError);
+    expect(half([65519.99, -65519.99])).toEqual(Float32Array.of(65504, -65504));
   });
 });
 
@@ -145,9 +210,9 @@ describe('decodeSafetensors on damaged files', () => {
   });
 
   it('an unknown or unsupported dtype', () => {
-    expect(decodeError(build({ a: { ...a, dtype: 'Q8' } }, eight)).message).toMatch(/tensor "a": unknown dtype "Q8" \(only F32 and I32 are read\)/u);
+    expect(decodeError(build({ a: { ...a, dtype: 'Q8' } }, eight)).message).toMatch(/tensor "a": unknown dtype "Q8" \(only F32, F16 and I32 are read\)/u);
     expect(decodeError(build({ a: { ...a, dtype: 'toString' } }, eight)).message).toMatch(/unknown dtype "toString"/u);
-    expect(decodeError(build({ a: { ...a, dtype: 'F16', shape: [4] } }, eight)).message).toMatch(/tensor "a": unsupported dtype "F16"/u);
+    expect(decodeError(build({ a: { ...a, dtype: 'BF16', shape: [4] } }, eight)).message).toMatch(/tensor "a": unsupported dtype "BF16"/u);
     expect(decodeError(build({ a: { shape: [2], data_offsets: [0, 8] } }, eight)).message).toMatch(/tensor "a": dtype is missing/u);
   });
 
@@ -164,6 +229,7 @@ describe('decodeSafetensors on damaged files', () => {
   it('a shape that does not match the size its offsets give', () => {
     expect(decodeError(build({ a: { ...a, shape: [3] } }, eight)).message).toMatch(/tensor "a": shape \[3\] of F32 needs 12 bytes, but data_offsets \[0, 8\] hold 8/u);
     expect(decodeError(build({ a: { ...a, shape: [2, 0] } }, eight)).message).toMatch(/needs 0 bytes/u);
+    expect(decodeError(build({ a: { ...a, dtype: 'F16' } }, eight)).message).toMatch(/tensor "a": shape \[2\] of F16 needs 4 bytes, but data_offsets \[0, 8\] hold 8/u);
   });
 
   it('offsets past the end of the data (a truncated file)', () => {
@@ -246,5 +312,42 @@ open(theirs, 'wb').write(struct.pack('<Q', len(h)) + h + blob)
     expect(metadata).toEqual({ by: 'numpy' });
     expect(tensors.get('a')).toEqual({ dtype: 'F32', shape: [2, 3], data: Float32Array.of(0, 0.25, 0.5, 0.75, 1, 1.25) });
     expect(tensors.get('t')).toEqual({ dtype: 'I32', shape: [1, 2], data: Int32Array.of(5, -6) });
+  });
+
+  it("rounds to F16 as numpy's astype(float16) does, and widens numpy's halves as it does", () => {
+    // Random floats over the whole half range, subnormals and ties included.
+    const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const next = rng(7);
+    const values = Float32Array.from({ length: 20000 }, (_, i) => (next() - 0.5) * 2 ** (Math.floor(next() * 42) - 26) * (i % 3 === 0 ? 1 : 1.5));
+    const f32File = join(dir, 'values.safetensors');
+    const f16File = join(dir, 'halves.safetensors');
+    const theirs = join(dir, 'numpy-halves.safetensors');
+    writeFileSync(f32File, encodeSafetensors(new Map([['v', { dtype: 'F32', shape: [values.length], data: values }]])));
+    writeFileSync(f16File, encodeSafetensors(new Map([['v', { dtype: 'F32', shape: [values.length], data: values }]]), undefined, { floats: 'F16' }));
+    const script = String.raw`
+import json, struct, sys
+import numpy as np
+def read(path):
+    raw = open(path, 'rb').read()
+    (n,) = struct.unpack('<Q', raw[:8])
+    info = json.loads(raw[8:8 + n])['v']
+    return info['dtype'], raw[8 + n:]
+dtype32, data32 = read(sys.argv[1])
+dtype16, data16 = read(sys.argv[2])
+ours = np.frombuffer(data16, dtype='<u2')
+want = np.frombuffer(data32, dtype='<f4').astype('<f2').view('<u2')
+h = np.arange(0, 65536, dtype='<u2')
+h = h[~np.isnan(h.view('<f2'))]
+head = json.dumps({'h': {'dtype': 'F16', 'shape': [len(h)], 'data_offsets': [0, 2 * len(h)]}}).encode()
+open(sys.argv[3], 'wb').write(struct.pack('<Q', len(head)) + head + h.tobytes())
+print(json.dumps({'dtype': dtype16, 'differ': int((ours != want).sum()), 'widened': h.view('<f2').astype('<f4').tobytes().hex()}))
+`;
+    const result = spawnSync('python3', ['-c', script, f32File, f16File, theirs], { encoding: 'utf8', maxBuffer: 2 ** 24 });
+    expect(result.stderr).toBe('');
+    const { dtype, differ, widened } = JSON.parse(result.stdout) as { dtype: string; differ: number; widened: string };
+    expect(dtype).toBe('F16');
+    expect(differ).toBe(0);
+    const decoded = decodeSafetensors(readFileSync(theirs), theirs).tensors.get('h')!.data;
+    expect(Buffer.from(decoded.buffer, decoded.byteOffset, decoded.byteLength).toString('hex')).toBe(widened);
   });
 });

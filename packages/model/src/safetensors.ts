@@ -1,13 +1,28 @@
 /**
  * The safetensors format (https://github.com/huggingface/safetensors), for the
- * two dtypes the model stores: an 8-byte little-endian header length N, N
- * bytes of UTF-8 JSON describing each tensor, then the tensors' raw
- * little-endian bytes, back to back in the order of their offsets.
+ * dtypes the model stores: an 8-byte little-endian header length N, N bytes of
+ * UTF-8 JSON describing each tensor, then the tensors' raw little-endian
+ * bytes, back to back in the order of their offsets.
+ *
+ * In memory there are two dtypes, F32 and I32. A file may also store floats
+ * as F16 (IEEE 754 half): the reader widens them to F32, which is exact, so
+ * the code that uses the tensors never sees a half; the writer narrows F32 to
+ * F16 when asked (`floats: 'F16'`), rounding to nearest even.
  *
  * Plain typed arrays in and out: this module knows nothing of TensorFlow.js.
  */
+import { Float16Array, getFloat16 } from '@petamoriken/float16';
 
+/** The dtypes of tensors in memory. */
 export type SafetensorsDtype = 'F32' | 'I32';
+
+/** How float tensors are stored in a file: F16 halves its size and rounds each value to 11 significant bits. */
+export type FloatStorage = 'F32' | 'F16';
+
+export interface EncodeOptions {
+  /** The dtype F32 tensors are written as (default F32); F16 refuses finite values beyond the half range (±65504). */
+  floats?: FloatStorage;
+}
 
 /** A tensor by value: `data` holds the elements in row-major order. */
 export interface NamedTensor {
@@ -27,13 +42,21 @@ export class SafetensorsError extends Error {
   }
 }
 
-const DTYPES: Record<SafetensorsDtype, { bytes: number; array: Float32ArrayConstructor | Int32ArrayConstructor }> = {
-  F32: { bytes: 4, array: Float32Array },
-  I32: { bytes: 4, array: Int32Array },
+/** The typed array that holds each in-memory dtype. */
+const ARRAYS: Record<SafetensorsDtype, Float32ArrayConstructor | Int32ArrayConstructor> = { F32: Float32Array, I32: Int32Array };
+
+/** The dtypes a file may hold: bytes per element, and the in-memory dtype they are read as. */
+const STORED: Record<SafetensorsDtype | FloatStorage, { bytes: number; reads: SafetensorsDtype }> = {
+  F32: { bytes: 4, reads: 'F32' },
+  F16: { bytes: 2, reads: 'F32' },
+  I32: { bytes: 4, reads: 'I32' },
 };
 
 /** Dtypes other safetensors writers use: named so a file holding one fails with "unsupported", not "unknown". */
-const FOREIGN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E4M3', 'F8_E5M2', 'I16', 'U16', 'F16', 'BF16', 'U32', 'F64', 'I64', 'U64']);
+const FOREIGN_DTYPES = new Set(['BOOL', 'U8', 'I8', 'F8_E4M3', 'F8_E5M2', 'I16', 'U16', 'BF16', 'U32', 'F64', 'I64', 'U64']);
+
+/** The largest finite half; a value that rounds past it would be stored as infinity. */
+const F16_MAX = 65504;
 
 const METADATA_KEY = '__metadata__';
 const HEADER_ALIGNMENT = 8;
@@ -47,9 +70,16 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * to a multiple of 8 bytes, so the same tensors always give the same bytes
  * and every tensor starts 8-byte aligned in the file.
  *
- * Throws a RangeError for a tensor whose data does not match its dtype or shape.
+ * With `floats: 'F16'` every F32 tensor is stored as F16, each value rounded
+ * to the nearest half (ties to even); NaN and ±Inf are kept as they are.
+ *
+ * Throws a RangeError for a tensor whose data does not match its dtype or
+ * shape, or that holds a finite value too large for F16.
  */
-export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, metadata?: Record<string, string>, options: EncodeOptions = {}): Uint8Array {
+  const floats = options.floats ?? 'F32';
+  if (!Object.hasOwn(STORED, floats) || STORED[floats].reads !== 'F32') throw new RangeError(`floats must be F32 or F16, got ${JSON.stringify(floats)}`);
+  const storedAs = (tensor: NamedTensor): keyof typeof STORED => (tensor.dtype === 'F32' ? floats : tensor.dtype);
   const names = [...tensors.keys()].sort(compareNames);
   // The header is assembled by hand rather than with JSON.stringify of one
   // object: JavaScript objects put integer-like keys ("0", "10") first, which
@@ -66,8 +96,8 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, met
   for (const name of names) {
     const tensor = tensors.get(name)!;
     if (name === METADATA_KEY) throw new RangeError(`"${METADATA_KEY}" is reserved and cannot name a tensor`);
-    const length = checkTensor(name, tensor) * DTYPES[tensor.dtype].bytes;
-    const info = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + length] };
+    const length = checkTensor(name, tensor) * STORED[storedAs(tensor)].bytes;
+    const info = { dtype: storedAs(tensor), shape: tensor.shape, data_offsets: [offset, offset + length] };
     entries.push(`${JSON.stringify(name)}:${JSON.stringify(info)}`);
     offset += length;
   }
@@ -79,15 +109,17 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, NamedTensor>, met
   out.fill(0x20, 8 + json.length, 8 + headerLength);
   let position = 8 + headerLength;
   for (const name of names) {
-    const { data } = tensors.get(name)!;
-    writeLittleEndian(data, out, position);
-    position += data.byteLength;
+    const tensor = tensors.get(name)!;
+    if (storedAs(tensor) === 'F16') writeHalves(name, tensor.data as Float32Array, out, position);
+    else writeLittleEndian(tensor.data, out, position);
+    position += tensor.data.length * STORED[storedAs(tensor)].bytes;
   }
   return out;
 }
 
 /**
- * Reads a safetensors file of F32 and I32 tensors. Everything is checked —
+ * Reads a safetensors file of F32, F16 and I32 tensors; F16 tensors come back
+ * as F32 (every half is exactly a float32). Everything is checked —
  * the header length, the JSON, every dtype, shape and offset, and that the
  * tensors tile the data exactly — and any fault throws a SafetensorsError
  * naming `file`. The data is copied into fresh typed arrays, so `bytes` may
@@ -115,7 +147,7 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
   const record = header as Record<string, unknown>;
 
   let metadata: Record<string, string> = {};
-  const layout: { name: string; begin: number; end: number; dtype: SafetensorsDtype; shape: number[] }[] = [];
+  const layout: { name: string; begin: number; end: number; dtype: keyof typeof STORED; shape: number[] }[] = [];
   for (const [name, info] of Object.entries(record)) {
     if (name === METADATA_KEY) {
       metadata = parseMetadata(info, fail);
@@ -125,8 +157,8 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
     if (!isRecord(info)) fail(`${where}: expected an object with dtype, shape and data_offsets`);
     const { dtype, shape, data_offsets: offsets } = info as Record<string, unknown>;
     if (typeof dtype !== 'string') fail(`${where}: dtype is missing or not a string`);
-    if (!Object.hasOwn(DTYPES, dtype as string)) {
-      fail(`${where}: ${FOREIGN_DTYPES.has(dtype as string) ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)} (only F32 and I32 are read)`);
+    if (!Object.hasOwn(STORED, dtype as string)) {
+      fail(`${where}: ${FOREIGN_DTYPES.has(dtype as string) ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)} (only F32, F16 and I32 are read)`);
     }
     if (!Array.isArray(shape) || !shape.every(isCount)) fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
@@ -136,11 +168,11 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
     if (end < begin) fail(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataLength) fail(`${where}: data_offsets [${begin}, ${end}] reach past the end of the data (${dataLength} bytes): truncated?`);
     const elements = (shape as number[]).reduce((n, d) => n * d, 1);
-    const expected = elements * DTYPES[dtype as SafetensorsDtype].bytes;
+    const expected = elements * STORED[dtype as keyof typeof STORED].bytes;
     if (expected !== end - begin) {
       fail(`${where}: shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${expected} bytes, but data_offsets [${begin}, ${end}] hold ${end - begin}`);
     }
-    layout.push({ name, begin, end, dtype: dtype as SafetensorsDtype, shape: shape as number[] });
+    layout.push({ name, begin, end, dtype: dtype as keyof typeof STORED, shape: shape as number[] });
   }
 
   // The tensors must tile the data: sorted by offset, each begins where the
@@ -159,9 +191,11 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
 
   const tensors = new Map<string, NamedTensor>();
   for (const { name, begin, end, dtype, shape } of layout) {
-    const data = new DTYPES[dtype].array((end - begin) / DTYPES[dtype].bytes);
-    readLittleEndian(bytes.subarray(dataStart + begin, dataStart + end), data);
-    tensors.set(name, { dtype, shape: [...shape], data });
+    const { bytes: width, reads } = STORED[dtype];
+    const data = new ARRAYS[reads]((end - begin) / width);
+    if (dtype === 'F16') readHalves(bytes.subarray(dataStart + begin, dataStart + end), data as Float32Array);
+    else readLittleEndian(bytes.subarray(dataStart + begin, dataStart + end), data);
+    tensors.set(name, { dtype: reads, shape: [...shape], data });
   }
   return { tensors, metadata };
 }
@@ -169,9 +203,9 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
 /** Checks a tensor before it is written and returns its element count. */
 function checkTensor(name: string, tensor: NamedTensor): number {
   const where = `tensor ${JSON.stringify(name)}`;
-  if (!Object.hasOwn(DTYPES, tensor.dtype)) throw new RangeError(`${where}: unknown dtype ${JSON.stringify(tensor.dtype)} (F32 or I32)`);
-  const spec = DTYPES[tensor.dtype];
-  if (!(tensor.data instanceof spec.array)) throw new RangeError(`${where}: dtype ${tensor.dtype} needs a ${spec.array.name}, got ${tensor.data.constructor.name}`);
+  if (!Object.hasOwn(ARRAYS, tensor.dtype)) throw new RangeError(`${where}: unknown dtype ${JSON.stringify(tensor.dtype)} (F32 or I32; pass floats: 'F16' to store halves)`);
+  const array = ARRAYS[tensor.dtype];
+  if (!(tensor.data instanceof array)) throw new RangeError(`${where}: dtype ${tensor.dtype} needs a ${array.name}, got ${tensor.data.constructor.name}`);
   if (!tensor.shape.every(isCount)) throw new RangeError(`${where}: shape [${tensor.shape.join(', ')}] must hold non-negative integers`);
   const elements = tensor.shape.reduce((n, d) => n * d, 1);
   if (elements !== tensor.data.length) throw new RangeError(`${where}: shape [${tensor.shape.join(', ')}] has ${elements} elements, but the data has ${tensor.data.length}`);
@@ -199,6 +233,37 @@ function writeLittleEndian(data: Float32Array | Int32Array, out: Uint8Array, pos
     if (float) view.setFloat32(i * 4, data[i]!, true);
     else view.setInt32(i * 4, data[i]!, true);
   }
+}
+
+/** Rounds each float to the nearest half (ties to even); a finite value that would become ±Inf is an error naming the tensor. */
+function writeHalves(name: string, data: Float32Array, out: Uint8Array, position: number): void {
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i]!;
+    // Half of the last step above 65504 still rounds down to it; from 65520 on, the nearest half is infinity.
+    if (Math.abs(x) >= F16_MAX + 16 && Number.isFinite(x)) {
+      throw new RangeError(`tensor ${JSON.stringify(name)}: ${x} at index ${i} is beyond the range of F16 (±${F16_MAX})`);
+    }
+  }
+  // The library's constructor converts a whole typed array in one loop; its per-element setters cost 50 times more.
+  const halves = new Uint16Array(new Float16Array(data).buffer);
+  if (LITTLE_ENDIAN_HOST) {
+    out.set(new Uint8Array(halves.buffer), position);
+    return;
+  }
+  const view = new DataView(out.buffer, out.byteOffset + position, halves.byteLength);
+  for (let i = 0; i < halves.length; i++) view.setUint16(i * 2, halves[i]!, true);
+}
+
+/** Every half's float32 value, by bit pattern: widening is then one lookup per element. */
+let halfTable: Float32Array | undefined;
+
+function readHalves(bytes: Uint8Array, out: Float32Array): void {
+  if (halfTable === undefined) {
+    const patterns = new DataView(Uint16Array.from({ length: 65536 }, (_, bits) => bits).buffer);
+    halfTable = Float32Array.from({ length: 65536 }, (_, bits) => getFloat16(patterns, bits * 2, LITTLE_ENDIAN_HOST));
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < out.length; i++) out[i] = halfTable[view.getUint16(i * 2, true)]!;
 }
 
 function readLittleEndian(bytes: Uint8Array, out: Float32Array | Int32Array): void {

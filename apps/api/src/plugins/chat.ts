@@ -25,7 +25,7 @@ export const chatPlugin: FastifyPluginAsync<ChatOptions> = async (app, { model, 
     async (request, reply) => {
       const started = performance.now();
       const message = checkMessage(request.body.message, 'message', limits);
-      const options = generateOptions(request.body.decoding);
+      const options = generateOptions(request.body.decoding, model.generationConfig);
       assertReady(model, isClosing());
       const out = await replyFor(model, message, options, limits, reply);
       return {

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { GenerateOptions } from '@hanmadi/model';
+import type { GenerateOptions, GenerationConfig, ResolvedGenerateOptions } from '@hanmadi/model';
 import type { ChatModel, Reply } from '../chat-model.js';
-import { assertReady, checkMessage, replyFor, type ReplyLimits } from '../replying.js';
+import { assertReady, checkMessage, replyFor, resolveDecoding, type ReplyLimits } from '../replying.js';
 import { CompletionRequestSchema, CompletionResponseSchema, ErrorSchema, ModelListSchema, type CompletionRequest } from '../schemas.js';
 import { ApiError } from './errors.js';
 
@@ -29,18 +29,28 @@ function lastUserMessage(request: CompletionRequest, limits: ReplyLimits): strin
   throw new ApiError(400, 'messages: needs at least one message with role "user"', 'messages', 'invalid_value');
 }
 
-/** OpenAI's sampling fields in the model's terms: temperature 0 or absent is greedy decoding. */
-function completionOptions(request: CompletionRequest): GenerateOptions {
-  const maxNewTokens = request.max_completion_tokens ?? request.max_tokens ?? undefined;
-  const temperature = request.temperature ?? 0;
-  const options: GenerateOptions = temperature > 0 ? { strategy: 'sample', temperature } : { strategy: 'greedy' };
+/**
+ * OpenAI's sampling fields in the model's terms. What the client sends wins:
+ * temperature 0 is greedy decoding, above 0 sampling at that temperature.
+ * What it leaves out comes from the model's generation_config.json, as for
+ * /v1/chat: an absent temperature decodes with the config's strategy (and
+ * its temperature, beams, …), greedy when the config names none.
+ */
+function completionOptions(request: CompletionRequest, config: GenerationConfig): ResolvedGenerateOptions {
+  const options: GenerateOptions = {};
+  if (request.temperature != null) {
+    options.strategy = request.temperature > 0 ? 'sample' : 'greedy';
+    if (request.temperature > 0) options.temperature = request.temperature;
+  }
+  const strategy = options.strategy ?? config.strategy ?? 'greedy';
   if (request.top_p != null && request.top_p < 1) {
-    if (temperature === 0) throw new ApiError(400, 'top_p: needs a temperature above 0 (temperature 0 is greedy decoding)', 'top_p', 'invalid_value');
+    if (strategy !== 'sample') throw new ApiError(400, `top_p: only used when sampling: send a temperature above 0 (this request would decode with strategy "${strategy}")`, 'top_p', 'invalid_value');
     options.topP = request.top_p;
   }
   if (request.seed != null) options.seed = request.seed;
+  const maxNewTokens = request.max_completion_tokens ?? request.max_tokens;
   if (maxNewTokens != null) options.maxNewTokens = maxNewTokens;
-  return options;
+  return resolveDecoding(options, config);
 }
 
 const finishReason = (reply: Reply) => (reply.finishReason === 'eos' ? ('stop' as const) : ('length' as const));
@@ -124,7 +134,7 @@ export const openAiPlugin: FastifyPluginAsync<OpenAiOptions> = async (app, { mod
       const body = request.body;
       if (body.model !== model.id) throw new ApiError(404, `model: "${body.model}" is not served here; GET /v1/models lists "${model.id}"`, 'model', 'model_not_found');
       const message = lastUserMessage(body, limits);
-      const options = completionOptions(body);
+      const options = completionOptions(body, model.generationConfig);
       assertReady(model, isClosing());
       const id = `chatcmpl-${randomUUID()}`;
 

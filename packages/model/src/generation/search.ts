@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { sourceTensor } from '../batch.js';
 import { Rng } from '../random.js';
 import type { DecodingState, Transformer } from '../transformer.js';
+import { applyGenerationConfig, type GenerationConfig } from './generation-config.js';
 import {
   argMax,
   LogitsProcessorList,
@@ -214,10 +215,13 @@ function* generationSteps(model: Transformer, sources: readonly (readonly number
 }
 
 /**
- * Fills in the defaults and validates; throws a RangeError naming the first
- * bad option. Unknown keys are ignored.
+ * Every option decided, by precedence: the request's own, then the model's
+ * generation config (see `applyGenerationConfig`: a strategy's own fields
+ * only for that strategy), then the built-in defaults. Validates; throws a
+ * RangeError naming the first bad option. Unknown keys are ignored.
  */
-export function resolveGenerateOptions(options: GenerateOptions = {}): Resolved {
+export function resolveGenerateOptions(request: GenerateOptions = {}, config: GenerationConfig = {}): Resolved {
+  const options = applyGenerationConfig(request, config);
   const o: Resolved = { ...DEFAULTS };
   for (const key of Object.keys(DEFAULTS) as (keyof Resolved)[]) {
     const value = options[key];
