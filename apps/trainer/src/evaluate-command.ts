@@ -1,40 +1,108 @@
 import { join } from 'node:path';
-import { CorpusError, readPairs } from '@hanmadi/corpus';
-import { BackendUnavailableError, initBackend, loadModel, ModelDirError, parseBackendChoice, SafetensorsError, TOKENIZER_FILE } from '@hanmadi/model';
+import { CorpusError, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
+import {
+  BackendUnavailableError,
+  initBackend,
+  loadModel,
+  ModelDirError,
+  parseBackendChoice,
+  readGenerationConfig,
+  SafetensorsError,
+  TOKENIZER_FILE,
+} from '@hanmadi/model';
 import { ModelFileError, Tokenizer } from '@hanmadi/tokenizer';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { validate } from './validation.js';
+import writeFileAtomic from 'write-file-atomic';
+import { formatReplyMeasures, replyMeasures } from './metrics/replies.js';
+import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeReply } from './probe.js';
+import { validate, validationHalves } from './validation.js';
+
+const SPLITS = ['all', 'valid', 'selection', 'report'] as const;
+type Split = (typeof SPLITS)[number];
+
+interface EvaluateOptions {
+  model: string;
+  data?: string;
+  split: string;
+  seed?: number;
+  samples?: string;
+  prompts?: string;
+  promptLines?: string;
+  output?: string;
+  show: number;
+  strategies: string;
+  decoding: string;
+  backend?: string;
+}
 
 /**
- * `pnpm evaluate --model <run-dir> --data <file>`: loss, perplexity, BLEU and
- * chrF of a model directory on a corpus, printed one per line.
+ * `pnpm evaluate --model <dir> (--data <file> | --prompts <file>)`: with
+ * --data, loss, perplexity, BLEU and chrF on a corpus (or one side of the
+ * training split); with --prompts, the replies to a prompt file, measured
+ * for what makes a chatbot dull or broken (repeats, runs to the limit,
+ * one reply for everything, copies of the prompt).
  */
 export async function runEvaluateCli(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const program = new Command('pnpm evaluate')
-    .description('Evaluate a model directory on question/answer pairs')
+    .description('Evaluate a model directory on question/answer pairs and/or a prompt file')
     .exitOverride()
     .configureOutput({ writeOut: (t) => process.stderr.write(t), writeErr: (t) => process.stderr.write(t) })
     .requiredOption('--model <dir>', 'a model directory (a run directory of pnpm train)')
-    .requiredOption('--data <file>', 'question/answer pairs (.csv, .tsv, .jsonl)')
+    .option('--data <file>', 'question/answer pairs (.csv, .tsv, .jsonl): loss, perplexity, BLEU, chrF')
+    .option('--split <side>', "which pairs of --data: all, valid (the trainer's 5% validation split), selection or report (its halves)", 'all')
+    .option('--seed <n>', "the split's seed (default: the model's training seed, else 1)", (v) => integer(v, '--seed'))
     .option('--samples <n>', 'pairs decoded for BLEU and chrF (default: all)')
+    .option('--prompts <file>', 'one prompt a line: replies measured for variety and degeneration')
+    .option('--prompt-lines <from-to>', 'only these lines of --prompts, e.g. 51-100')
+    .option('--output <file.jsonl>', 'write every reply to --prompts here, one JSON object a line')
+    .option('--show <n>', 'print the replies to the first n prompts', (v) => integer(v, '--show'), 0)
+    .option('--strategies <list>', 'search strategies for --prompts: greedy, beam, sample', 'greedy,beam')
+    .option('--decoding <list>', "none (the search alone), defaults (with the model's generation_config.json)", 'none,defaults')
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu');
   try {
     program.parse(argv, { from: 'user' });
-    const o = program.opts<{ model: string; data: string; samples?: string; backend?: string }>();
+    const o = program.opts<EvaluateOptions>();
+    if (o.data === undefined && o.prompts === undefined) throw new InvalidArgumentError('give --data <file>, --prompts <file>, or both');
     const samples = o.samples === undefined ? Infinity : Number(o.samples);
     if (!(samples >= 0)) throw new InvalidArgumentError(`--samples: "${o.samples}" is not a number of pairs`);
+    if (!(SPLITS as readonly string[]).includes(o.split)) throw new InvalidArgumentError(`--split: "${o.split}" is not one of ${SPLITS.join(', ')}`);
+    const strategies = listOf(o.strategies, '--strategies', ['greedy', 'beam', 'sample'] as const);
+    const decodings = listOf(o.decoding, '--decoding', ['none', 'defaults'] as const);
     await initBackend(o.backend ? parseBackendChoice(o.backend, '--backend') : undefined, () => {});
     const { model, dir } = await loadModel(o.model);
     try {
       const tokenizer = await Tokenizer.load(join(dir.dir, TOKENIZER_FILE));
-      const { pairs } = await readPairs(o.data);
-      const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
-      const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
-      out(`pairs:      ${pairs.length}`);
-      out(`loss:       ${r.loss.toFixed(4)} (cross-entropy per target token, nats)`);
-      out(`perplexity: ${r.perplexity.toFixed(2)}`);
-      out(`BLEU:       ${r.bleu.toFixed(2)} (sacreBLEU 13a, greedy replies to ${r.decoded} pairs)`);
-      out(`chrF:       ${r.chrf.toFixed(2)}`);
+      if (o.data !== undefined) {
+        const seed = o.seed ?? trainingSeed(dir.config.training);
+        const pairs = pick((await readPairs(o.data)).pairs, o.split as Split, seed);
+        const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
+        const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
+        out(`pairs:      ${pairs.length}${o.split === 'all' ? '' : ` (the ${o.split} ${o.split === 'valid' ? 'split' : 'half of the validation split'}, seed ${seed})`}`);
+        out(`loss:       ${r.loss.toFixed(4)} (cross-entropy per target token, nats)`);
+        out(`perplexity: ${r.perplexity.toFixed(2)}`);
+        out(`BLEU:       ${r.bleu.toFixed(2)} (sacreBLEU 13a, greedy replies to ${r.decoded} pairs)`);
+        out(`chrF:       ${r.chrf.toFixed(2)} (replies ${r.lengthRatio.toFixed(2)}× the references' length in characters)`);
+      }
+      if (o.prompts !== undefined) {
+        const prompts = await readProbePrompts(o.prompts, o.promptLines);
+        const config = await readGenerationConfig(dir.dir);
+        const all: ProbeReply[] = [];
+        out(`${prompts.length} prompts from ${o.prompts}${o.promptLines ? ` (lines ${o.promptLines})` : ''}, at most ${PROBE_MAX_NEW_TOKENS} new tokens; defaults: ${JSON.stringify(config)}`);
+        for (const decoding of decodings) {
+          for (const strategy of strategies) {
+            const replies = probeReplies(model, tokenizer, prompts, strategy, decoding, config);
+            all.push(...replies);
+            out('');
+            out(`${strategy}, ${decoding === 'none' ? 'no logits processors' : 'generation_config.json defaults'}:`);
+            for (const line of formatReplyMeasures(replyMeasures(replies))) out(`  ${line}`);
+            for (const r of replies.slice(0, o.show)) out(`  ${r.prompt} → ${r.reply}${r.finishReason === 'length' ? ' …' : ''}`);
+          }
+        }
+        if (o.output !== undefined) {
+          await writeFileAtomic(o.output, all.map((r) => `${JSON.stringify(r)}\n`).join(''));
+          out(`\nreplies written to ${o.output}`);
+        }
+      }
       return 0;
     } finally {
       model.dispose();
@@ -42,10 +110,40 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
   } catch (error) {
     if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
     const known = [CorpusError, ModelDirError, ModelFileError, SafetensorsError, BackendUnavailableError, InvalidArgumentError];
-    if (known.some((k) => error instanceof k)) {
+    if (known.some((k) => error instanceof k) || isFileError(error)) {
       process.stderr.write(`error: ${(error as Error).message}\n`);
       return 1;
     }
     throw error;
   }
+}
+
+/** The pairs of one side of the trainer's split: the same hash and seed as `pnpm train`. */
+function pick(pairs: QaPair[], split: Split, seed: number): QaPair[] {
+  if (split === 'all') return pairs;
+  const { valid } = splitPairs(pairs, { seed });
+  if (split === 'valid') return valid;
+  const halves = validationHalves(valid, seed);
+  return split === 'selection' ? halves.selection : halves.report;
+}
+
+function trainingSeed(training: unknown): number {
+  const seed = (training as { settings?: { seed?: unknown } } | null)?.settings?.seed;
+  return typeof seed === 'number' ? seed : 1;
+}
+
+function integer(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag}: "${value}" is not a non-negative integer`);
+  return n;
+}
+
+function listOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T[] {
+  const items = value.split(',').map((s) => s.trim());
+  for (const item of items) if (!(allowed as readonly string[]).includes(item)) throw new InvalidArgumentError(`${flag}: "${item}" is not one of ${allowed.join(', ')}`);
+  return items as T[];
+}
+
+function isFileError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && typeof (error as NodeJS.ErrnoException).path === 'string';
 }

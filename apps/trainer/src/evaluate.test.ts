@@ -1,20 +1,31 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUNDLED_CORPUS } from '@hanmadi/corpus';
-import { describe, expect, it } from 'vitest';
+import { BUNDLED_CORPUS, readPairs, splitPairs } from '@hanmadi/corpus';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { runEvaluateCli } from './evaluate-command.js';
 import { parseTrainArgs } from './settings.js';
 import { train } from './train.js';
+import { validationHalves } from './validation.js';
 
 const quiet = { start: () => {}, step: () => {}, info: () => {}, warn: () => {}, stop: () => {} };
+const root = mkdtempSync(join(tmpdir(), 'hanmadi-eval-'));
+const out = join(root, 'run');
+
+async function evaluate(argv: string[]): Promise<{ code: number; lines: string[] }> {
+  const lines: string[] = [];
+  const code = await runEvaluateCli(argv, (l) => lines.push(l));
+  return { code, lines };
+}
 
 describe('pnpm evaluate', () => {
-  it('prints loss, perplexity, BLEU and chrF of a run directory on a corpus', async () => {
-    const out = join(mkdtempSync(join(tmpdir(), 'hanmadi-eval-')), 'run');
+  beforeAll(async () => {
     await train(parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '20', '--workers', '1', '--valid-samples', '2'], () => {}), quiet, { requested: false });
-    const lines: string[] = [];
-    expect(await runEvaluateCli(['--model', out, '--data', BUNDLED_CORPUS, '--samples', '30'], (l) => lines.push(l))).toBe(0);
+  }, 60_000);
+
+  it('prints loss, perplexity, BLEU and chrF of a run directory on a corpus', async () => {
+    const { code, lines } = await evaluate(['--model', out, '--data', BUNDLED_CORPUS, '--samples', '30']);
+    expect(code).toBe(0);
     expect(lines[0]).toMatch(/^pairs: +431$/u);
     const value = (label: string) => Number(lines.find((l) => l.startsWith(label))!.split(/\s+/u)[1]);
     expect(value('loss:')).toBeGreaterThan(0);
@@ -22,10 +33,60 @@ describe('pnpm evaluate', () => {
     expect(value('BLEU:')).toBeGreaterThanOrEqual(0);
     expect(value('chrF:')).toBeGreaterThanOrEqual(0);
     expect(lines.find((l) => l.startsWith('BLEU:'))).toMatch(/greedy replies to 30 pairs/u);
+    expect(lines.find((l) => l.startsWith('chrF:'))).toMatch(/replies [\d.]+× the references' length in characters/u);
   });
 
-  it('names a directory that is not a model', async () => {
+  it("evaluates one side of the trainer's split: the validation split and its two halves", async () => {
+    const { valid } = splitPairs((await readPairs(BUNDLED_CORPUS)).pairs, { seed: 1 });
+    const halves = validationHalves(valid, 1);
+    expect(halves.selection.length + halves.report.length).toBe(valid.length);
+    for (const [split, count] of [['valid', valid.length], ['selection', halves.selection.length], ['report', halves.report.length]] as const) {
+      const { code, lines } = await evaluate(['--model', out, '--data', BUNDLED_CORPUS, '--split', split, '--samples', '0']);
+      expect(code).toBe(0);
+      expect(lines[0]).toMatch(new RegExp(`^pairs: +${count} \\(the ${split} .*seed 1\\)$`, 'u'));
+    }
+  });
+
+  it('measures replies to a prompt file with each strategy, with and without the generation config, and writes them', async () => {
+    const prompts = join(root, 'prompts.txt');
+    writeFileSync(prompts, '안녕\n\n배고파\n오늘 뭐 해?\n심심해\n');
+    const output = join(root, 'replies.jsonl');
+    const { code, lines } = await evaluate(['--model', out, '--prompts', prompts, '--prompt-lines', '1-4', '--output', output, '--show', '1']);
+    expect(code).toBe(0);
+    expect(lines[0]).toMatch(/^3 prompts from .*prompts\.txt \(lines 1-4\), at most 32 new tokens; defaults: \{/u);
+    for (const heading of ['greedy, no logits processors:', 'beam, no logits processors:', 'greedy, generation_config.json defaults:', 'beam, generation_config.json defaults:']) {
+      expect(lines).toContain(heading);
+    }
+    expect(lines.filter((l) => /^ {2}distinct replies: +[\d.]+%$/u.test(l))).toHaveLength(4);
+    expect(lines.filter((l) => l.startsWith('  안녕 → '))).toHaveLength(4);
+    const rows = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows).toHaveLength(12);
+    expect(rows.map((r) => r['line'])).toEqual([1, 3, 4, 1, 3, 4, 1, 3, 4, 1, 3, 4]);
+    expect(rows[0]).toMatchObject({ prompt: '안녕', strategy: 'greedy', decoding: 'none' });
+    expect(rows[11]).toMatchObject({ prompt: '오늘 뭐 해?', strategy: 'beam', decoding: 'defaults' });
+    for (const r of rows) expect(r['tokens']).toBeLessThanOrEqual(32);
+  });
+
+  it('names what is wrong with its arguments or the model', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hanmadi-eval-'));
-    expect(await runEvaluateCli(['--model', dir, '--data', BUNDLED_CORPUS], () => {})).toBe(1);
+    const cases: [string[], RegExp][] = [
+      [['--model', dir, '--data', BUNDLED_CORPUS], /config\.json/u],
+      [['--model', out], /give --data <file>, --prompts <file>, or both/u],
+      [['--model', out, '--data', BUNDLED_CORPUS, '--split', 'test'], /--split: "test" is not one of all, valid, selection, report/u],
+      [['--model', out, '--prompts', BUNDLED_CORPUS, '--prompt-lines', '5-2'], /--prompt-lines: "5-2" is not a line range/u],
+      [['--model', out, '--prompts', join(dir, 'none.txt')], /none\.txt/u],
+      [['--model', out, '--prompts', BUNDLED_CORPUS, '--strategies', 'greedy,top'], /--strategies: "top" is not one of greedy, beam, sample/u],
+    ];
+    const stderr = process.stderr.write.bind(process.stderr);
+    for (const [argv, message] of cases) {
+      let written = '';
+      process.stderr.write = ((chunk: string) => ((written += chunk), true)) as typeof process.stderr.write;
+      try {
+        expect((await evaluate(argv)).code, argv.join(' ')).toBe(1);
+      } finally {
+        process.stderr.write = stderr;
+      }
+      expect(written, argv.join(' ')).toMatch(message);
+    }
   });
 });

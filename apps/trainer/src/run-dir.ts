@@ -32,6 +32,8 @@ export const TrainerStateSchema = z.object({
   nextBatch: z.number().int().min(0),
   bestValidLoss: z.number().nullable(),
   bestStep: z.number().int().nullable(),
+  /** The served model's chrF on the selection half, when chosen by chrF (--select chrf). */
+  bestChrf: z.number().nullable().default(null),
   trainSeconds: z.number().min(0),
   targetTokens: z.number().min(0),
 });

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { isPresetName, parseBackendChoice, type BackendChoice, type PresetName } from '@hanmadi/model';
+import { join } from 'node:path';
+import { CONFIG_FILE, isPresetName, parseBackendChoice, type BackendChoice, type PresetName } from '@hanmadi/model';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 
@@ -47,6 +49,12 @@ export const TrainSettingsSchema = z.object({
   validSamples: z.number().int().min(0),
   logEvery: z.number().int().positive(),
   skipInvalid: z.boolean(),
+  /** A model directory whose weights, config and tokenizer the run starts from (fine-tuning); null trains from scratch. */
+  initFrom: z.string().nullable().default(null),
+  /** Fine-tuning's peak learning rate (linear warm-up, then linear decay to zero); null for training from scratch (Noam). */
+  peakLr: z.number().positive().nullable().default(null),
+  /** How the served model is chosen: lowest validation loss, highest chrF on the selection half, or the --average of the last N. */
+  select: z.enum(['loss', 'chrf', 'average']).default('loss'),
 });
 export type TrainSettings = z.infer<typeof TrainSettingsSchema>;
 
@@ -78,8 +86,19 @@ function positive(value: string): number {
   return n;
 }
 
+/**
+ * Fine-tuning's recipe (--init-from): linear warm-up to a peak far below a
+ * fresh Noam warm-up's (d^-0.5 · warmup^-0.5 = 3.1e-3 for the tutorial preset),
+ * then linear decay to zero, so the base's knowledge is adjusted, not overwritten.
+ * The peak was chosen by measurement (docs/fine-tuning.md).
+ */
+export const FINE_TUNE = { peakLr: 1e-4, warmupFraction: 0.1, epochs: 10 };
+
 /** Options whose change would make a resumed run a different run. */
-export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize'] as const;
+export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize', 'initFrom', 'peakLr'] as const;
+
+/** What --init-from takes from the base model; giving them too would contradict it. */
+const FROM_BASE = ['preset', 'tokenizer', 'vocabSize'] as const;
 
 /** `pnpm train` flags → settings, with the preset's recipe for what was not given. */
 export function parseTrainArgs(argv: string[], onOutput: (text: string) => void): TrainRequest {
@@ -106,8 +125,11 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', int(1))
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', int(1), 500)
     .option('--keep <n>', 'checkpoints to keep, besides the best', int(1), 5)
-    .option('--average <n>', 'serve the average of the last n checkpoints (§6.1; 1: the last one) instead of the one with the lowest validation loss', int(0), 0)
-    .option('--valid-samples <n>', 'validation pairs decoded for BLEU and chrF', int(0), 200)
+    .option('--average <n>', 'average the last n checkpoints (§6.1; 1: the last one): served as it is, or with --select chrf|loss a candidate beside the checkpoints', int(0), 0)
+    .option('--valid-samples <n>', 'validation pairs (of the selection half) decoded for BLEU and chrF', int(0), 200)
+    .option('--select <how>', 'the model the run directory serves: chrf (highest chrF on the selection half of validation, among the kept checkpoints and the --average), loss (lowest validation loss) or average (the --average of the last N) (default: average with --average, else chrf, or loss without --valid-samples)')
+    .option('--init-from <model-dir>', "fine-tune: start from this model directory's weights, config and tokenizer, with a fresh optimiser")
+    .option('--peak-lr <x>', `fine-tuning's peak learning rate, reached after --warmup steps and decayed linearly to 0 (default ${FINE_TUNE.peakLr})`, positive)
     .option('--log-every <n>', 'steps between metric rows and log lines', int(1), 10)
     .option('--skip-invalid', 'skip invalid corpus records with a warning instead of stopping', false)
     .option('--resume', 'continue the run in --out exactly where its last checkpoint left it', false)
@@ -115,9 +137,18 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
   program.parse(argv, { from: 'user' });
   const o = program.opts<Record<string, unknown>>();
   const given = new Set(Object.keys(o).filter((k) => program.getOptionValueSource(k) === 'cli'));
-  const presetName = String(o['preset']);
+  const initFrom = (o['initFrom'] as string | undefined) ?? null;
+  const contradicting = FROM_BASE.filter((k) => given.has(k));
+  if (initFrom !== null && contradicting.length > 0) {
+    const flags = contradicting.map((k) => `--${k.replace(/[A-Z]/gu, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+    throw new InvalidArgumentError(`${flags}: --init-from ${initFrom} takes the architecture and tokenizer from that model; drop ${flags}`);
+  }
+  const presetName = initFrom !== null ? basePreset(initFrom) : String(o['preset']);
   if (!isPresetName(presetName)) throw new InvalidArgumentError(`--preset: unknown preset "${presetName}"; expected tiny, tutorial or base`);
   const recipe = RECIPES[presetName];
+  const validSamples = o['validSamples'] as number;
+  const average = o['average'] as number;
+  const select = parseSelect(o['select'] as string | undefined, average, validSamples);
   const backendFlag = o['backend'] as string | undefined;
   const fromEnv = process.env['HANMADI_BACKEND']?.trim();
   const backend: BackendChoice = backendFlag ? parseBackendChoice(backendFlag, '--backend') : fromEnv ? parseBackendChoice(fromEnv, 'HANMADI_BACKEND') : 'auto';
@@ -125,7 +156,7 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     data: String(o['data']),
     out: String(o['out']),
     preset: presetName,
-    epochs: (o['epochs'] as number | undefined) ?? recipe.epochs,
+    epochs: (o['epochs'] as number | undefined) ?? (initFrom !== null ? FINE_TUNE.epochs : recipe.epochs),
     maxSteps: (o['maxSteps'] as number | undefined) ?? null,
     batchTokens: (o['batchTokens'] as number | undefined) ?? recipe.batchTokens,
     bucketWindow: (o['bucketWindow'] as number | undefined) ?? recipe.bucketWindow,
@@ -142,12 +173,38 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     validEvery: (o['validEvery'] as number | undefined) ?? null,
     checkpointEvery: o['checkpointEvery'] as number,
     keep: o['keep'] as number,
-    average: o['average'] as number,
-    validSamples: o['validSamples'] as number,
+    average,
+    validSamples,
     logEvery: o['logEvery'] as number,
     skipInvalid: o['skipInvalid'] as boolean,
+    initFrom,
+    peakLr: initFrom !== null ? ((o['peakLr'] as number | undefined) ?? FINE_TUNE.peakLr) : null,
+    select,
   };
+  if (initFrom === null && given.has('peakLr')) throw new InvalidArgumentError('--peak-lr: only used with --init-from (training from scratch follows the Noam schedule of §5.3)');
   return { settings, resume: o['resume'] as boolean, force: o['force'] as boolean, given };
+}
+
+function parseSelect(flag: string | undefined, average: number, validSamples: number): TrainSettings['select'] {
+  if (flag === undefined) return average > 0 ? 'average' : validSamples > 0 ? 'chrf' : 'loss';
+  if (flag !== 'loss' && flag !== 'chrf' && flag !== 'average') throw new InvalidArgumentError(`--select: "${flag}" is not one of loss, chrf, average`);
+  if (flag === 'chrf' && validSamples === 0) throw new InvalidArgumentError('--select chrf needs --valid-samples above 0: chrF is measured on decoded replies');
+  if (flag === 'average' && average === 0) throw new InvalidArgumentError('--select average needs --average N');
+  return flag;
+}
+
+/** The preset a model directory was trained with, read from its config.json, for fine-tuning's recipe. */
+function basePreset(dir: string): string {
+  const file = join(dir, CONFIG_FILE);
+  let training: unknown;
+  try {
+    training = (JSON.parse(readFileSync(file, 'utf8')) as { training?: unknown }).training;
+  } catch (error) {
+    throw new InvalidArgumentError(`--init-from: ${file}: not a readable model directory config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const preset = typeof training === 'object' && training !== null ? (training as { preset?: unknown }).preset : undefined;
+  // A model directory from elsewhere still fine-tunes; the tutorial recipe's batches suit the small models.
+  return typeof preset === 'string' && isPresetName(preset) ? preset : 'tutorial';
 }
 
 /**

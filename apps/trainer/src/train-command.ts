@@ -57,7 +57,14 @@ export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Pr
     const served = summary.served;
     if (served) {
       report.info(`${summary.runDir} serves ${servedDescription(served)}`);
-      for (const r of served.validation?.replies ?? []) report.info(`  ${r.prompt} → ${r.reply}`);
+      const r = served.report;
+      if (r) {
+        report.info(
+          `  on the report half of validation (not used to choose): perplexity ${r.perplexity.toFixed(2)}, BLEU ${r.bleu.toFixed(2)}, chrF ${r.chrf.toFixed(2)} ` +
+            `(${r.decoded} replies, ${r.lengthRatio.toFixed(2)}× the references' length)`,
+        );
+      }
+      for (const reply of (r ?? served.validation)?.replies ?? []) report.info(`  ${reply.prompt} → ${reply.reply}`);
     }
     return 0;
   } catch (error) {
@@ -74,11 +81,11 @@ export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Pr
   }
 }
 
-/** "step 450, the lowest validation loss (perplexity 116.50, …)" or the checkpoints averaged. */
+/** "step 450 (validation perplexity 116.50, …): the lowest validation loss", or the checkpoints averaged. */
 function servedDescription(served: ServedModel): string {
   const averaged = served.averaged;
-  const which = !averaged ? `step ${served.step}, the lowest validation loss` : averaged.length === 1 ? `the last checkpoint, ${averaged[0]}` : `the average of ${averaged.join(', ')}`;
+  const which = !averaged ? `step ${served.step}` : averaged.length === 1 ? `the last checkpoint, ${averaged[0]}` : `the average of ${averaged.join(', ')}`;
   const v = served.validation;
   const figures = v ? `perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : `perplexity ${Math.exp(served.validLoss).toFixed(2)}`;
-  return `${which} (validation ${figures})`;
+  return `${which} (validation ${figures}): ${served.why}`;
 }

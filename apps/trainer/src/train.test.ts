@@ -60,7 +60,7 @@ async function cli(argv: string[]): Promise<{ code: number; err: string[]; out: 
 describe('pnpm train', () => {
   it('trains the tiny preset on the bundled corpus: validation loss falls and the run directory serves', async () => {
     const out = runDir();
-    const request = parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '300', '--backend', 'wasm', '--workers', '1', '--valid-samples', '20'], () => {});
+    const request = parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '300', '--backend', 'wasm', '--workers', '1', '--valid-samples', '20', '--select', 'loss'], () => {});
     const summary = await train(request, quiet(), { requested: false });
     expect(summary.steps).toBe(300);
     const validation = metricRows(out).filter((r) => r['validLoss'] !== undefined);
@@ -190,7 +190,8 @@ describe('pnpm train', () => {
     expect(served.training.averaged).toEqual(['step-0000008', 'step-0000012']);
     const done = lines.findIndex((l) => l.msg.startsWith(`${out} serves the average of step-0000008, step-0000012 (validation perplexity `));
     expect(done).toBeGreaterThan(0);
-    expect(lines[done + 1]!.msg).toMatch(/^ {2}안녕하세요 → /u);
+    expect(lines[done + 1]!.msg).toMatch(/^ {2}on the report half of validation \(not used to choose\): perplexity /u);
+    expect(lines[done + 2]!.msg).toMatch(/^ {2}안녕하세요 → /u);
     const [a, b, mean] = await Promise.all([
       loadModel(join(out, CHECKPOINTS_DIR, 'step-0000008')),
       loadModel(join(out, CHECKPOINTS_DIR, 'step-0000012')),

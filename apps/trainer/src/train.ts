@@ -3,22 +3,27 @@ import { join, resolve } from 'node:path';
 import { dedupePairs, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
 import {
   CONFIG_FILE,
+  fineTuneSchedule,
+  GENERATION_CONFIG_FILE,
+  importWeights,
   initBackend,
   noamSchedule,
   presetConfig,
+  readGenerationConfig,
   saveModel,
   Transformer,
-  writeParams,
+  writeGenerationConfig,
   type BackendInfo,
   type Example,
 } from '@hanmadi/model';
 import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
 import { epochBatches } from './batching.js';
 import { InProcessEngine, ParallelEngine, type Engine } from './engine.js';
+import { writeDefaultGenerationConfig } from './generation-defaults.js';
+import { loadBase, type BaseModel } from './init-from.js';
 import { learningCurvesSvg, type CurvePoint } from './plot.js';
 import { MetricsFile, type Reporter } from './report.js';
 import {
-  averageCheckpoints,
   checkpointName,
   CURVES_FILE,
   loadLatestCheckpoint,
@@ -26,26 +31,18 @@ import {
   pruneCheckpoints,
   RunDirError,
   saveCheckpoint,
+  type TrainerState,
   TOKENIZER_FILE,
   TRAIN_FILE,
-  type TrainerState,
 } from './run-dir.js';
-import { checkAverageWithinKeep, RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
-import { validate, type ValidationResult } from './validation.js';
+import { chooseServed, isBetter, servedSaved, type ServedModel } from './selection.js';
+import { checkAverageWithinKeep, FINE_TUNE, RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
+import { validate, validationHalves, type ValidationResult } from './validation.js';
 
 /** The fewest pairs worth training on: below this the validation split is empty or meaningless. */
 export const MIN_PAIRS = 20;
 
-/** The model the run directory holds for serving once training ends. */
-export interface ServedModel {
-  /** The step of the best checkpoint, or, when averaged, of the newest one averaged. */
-  step: number;
-  /** The checkpoints averaged (§6.1), or undefined for the lowest validation loss. */
-  averaged: string[] | undefined;
-  validLoss: number;
-  /** Its validation with sample replies; undefined when that was in an earlier process (a resumed run). */
-  validation: ValidationResult | undefined;
-}
+export type { ServedModel } from './selection.js';
 
 export interface TrainSummary {
   steps: number;
@@ -79,6 +76,9 @@ interface Prepared {
   train: Example[];
   valid: Example[];
   validPairs: QaPair[];
+  /** The validation pairs the served model is chosen on, and those it is reported on. */
+  selectionPairs: QaPair[];
+  reportPairs: QaPair[];
   pairs: number;
   duplicates: number;
 }
@@ -105,7 +105,7 @@ async function prepareRunDir(request: TrainRequest, report: Reporter): Promise<T
     }
     // Scheduling and hardware may change between sessions; the recipe may not.
     const merged: TrainSettings = { ...saved };
-    for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery'] as const) {
+    for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery', 'select'] as const) {
       if (request.given.has(k)) (merged as Record<string, unknown>)[k] = settings[k];
     }
     checkAverageWithinKeep(merged);
@@ -117,7 +117,7 @@ async function prepareRunDir(request: TrainRequest, report: Reporter): Promise<T
     throw new RunDirError(`${out} already holds a ${hasRun ? 'training run' : 'model'}; pass --resume to continue it or --force to replace it`);
   }
   if (request.force && (hasRun || hasModel)) {
-    for (const name of [TRAIN_FILE, METRICS_FILE, CURVES_FILE, 'checkpoints', CONFIG_FILE, 'model.safetensors', TOKENIZER_FILE]) {
+    for (const name of [TRAIN_FILE, METRICS_FILE, CURVES_FILE, 'checkpoints', CONFIG_FILE, 'model.safetensors', TOKENIZER_FILE, GENERATION_CONFIG_FILE]) {
       await rm(join(out, name), { recursive: true, force: true });
     }
   }
@@ -144,6 +144,8 @@ async function prepareData(settings: TrainSettings, resuming: boolean, report: R
   const runTokenizer = join(settings.out, TOKENIZER_FILE);
   if (resuming) {
     // The run's own tokenizer, whatever --tokenizer says now.
+  } else if (settings.initFrom !== null) {
+    await copyFile(join(settings.initFrom, TOKENIZER_FILE), runTokenizer);
   } else if (settings.tokenizer) {
     await copyFile(settings.tokenizer, runTokenizer).catch((error: NodeJS.ErrnoException) => {
       throw new RunDirError(`${settings.tokenizer}: cannot read the tokenizer: ${error.code ?? error.message}`);
@@ -164,12 +166,15 @@ async function prepareData(settings: TrainSettings, resuming: boolean, report: R
     );
   }
   const encode = (p: QaPair): Example => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) });
+  const halves = validationHalves(valid, settings.seed);
   return {
     tokenizer,
     tokenizerBytes: await readFile(runTokenizer),
     train: train.map(encode),
     valid: valid.map(encode),
     validPairs: valid,
+    selectionPairs: halves.selection,
+    reportPairs: halves.report,
     pairs: pairs.length,
     duplicates: removed,
   };
@@ -194,16 +199,24 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
   const backend = await initBackend(request.settings.backend, (line) => report.info(line));
   const settings = await prepareRunDir(request, report);
   const out = settings.out;
+  // Loaded (and checked) before anything is written, so a bad base leaves no run behind.
+  const base = settings.initFrom !== null ? await loadBase(settings.initFrom) : undefined;
   const data = await prepareData(settings, request.resume, report);
+  const batchesPerEpoch = epochBatches(data.train, settings.batchTokens, settings.seed, 0, settings.bucketWindow).length;
+  const totalSteps = Math.min(settings.maxSteps ?? Infinity, settings.epochs * batchesPerEpoch);
+  // Fine-tuning warms up over a tenth of its steps unless told otherwise.
+  if (base && !request.resume && !request.given.has('warmup')) settings.warmup = Math.max(1, Math.round(FINE_TUNE.warmupFraction * totalSteps));
   if (!request.resume) await recordRun(settings);
   report.info(`${data.pairs} pairs (${data.duplicates} duplicates removed): ${data.train.length} for training, ${data.valid.length} for validation`);
 
+  const model = createModel(settings, data.tokenizer, base);
+  if (base) report.info(`fine-tuning ${base.dir}: peak learning rate ${settings.peakLr} after ${settings.warmup} warm-up steps, linear decay to 0 at step ${totalSteps}`);
   const { specialIds } = data.tokenizer;
-  const config = presetConfig(settings.preset, { vocabSize: data.tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos }, { dropout: settings.dropout });
-  const model = new Transformer(config, settings.seed);
   const engine = await startEngine(model, settings, backend, report);
   const metrics = new MetricsFile(join(out, METRICS_FILE));
-  let state: TrainerState = { step: 0, epoch: 0, nextBatch: 0, bestValidLoss: null, bestStep: null, trainSeconds: 0, targetTokens: 0 };
+  let state: TrainerState = { step: 0, epoch: 0, nextBatch: 0, bestValidLoss: null, bestStep: null, bestChrf: null, trainSeconds: 0, targetTokens: 0 };
+  const learningRate = (step: number): number =>
+    settings.peakLr !== null ? fineTuneSchedule(step, settings.peakLr, settings.warmup, totalSteps) : noamSchedule(step, model.config.dModel, settings.warmup);
 
   try {
     if (request.resume) {
@@ -215,8 +228,6 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       report.info(`resumed from ${checkpoint.dir} at step ${state.step}, epoch ${state.epoch + 1}`);
     }
 
-    const batchesPerEpoch = epochBatches(data.train, settings.batchTokens, settings.seed, 0, settings.bucketWindow).length;
-    const totalSteps = Math.min(settings.maxSteps ?? Infinity, settings.epochs * batchesPerEpoch);
     const training = { preset: settings.preset, data: resolve(settings.data), settings };
     const curve: CurvePoint[] = (await metrics.rows()).map((r) => ({
       step: r['step'] as number,
@@ -229,6 +240,8 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     let bestValidation: ValidationResult | undefined;
     let validatedAt = -1;
     let checkpointedAt = request.resume ? state.step : -1;
+    const validateOn = (pairs: readonly QaPair[]): ValidationResult =>
+      validate(model, data.tokenizer, data.valid, pairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
 
     const checkpoint = async (): Promise<void> => {
       if (checkpointedAt === state.step) return;
@@ -251,22 +264,28 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       if (validatedAt === state.step) return;
       validatedAt = state.step;
       engine.syncTo(model);
-      const result = validate(model, data.tokenizer, data.valid, data.validPairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
+      const result = validateOn(data.selectionPairs);
       lastValidation = result;
-      const row = { step: state.step, epoch: state.epoch + 1, validLoss: result.loss, validPerplexity: result.perplexity, bleu: result.bleu, chrf: result.chrf };
+      // chrF and BLEU are of the selection half; `halves` tells a resumed run's rows from an older format's.
+      const row = { step: state.step, epoch: state.epoch + 1, validLoss: result.loss, validPerplexity: result.perplexity, bleu: result.bleu, chrf: result.chrf, halves: true };
       await metrics.append(row);
       curve.push({ step: state.step, validLoss: result.loss, validPerplexity: result.perplexity });
       report.info('validation', { ...row, validLoss: round(result.loss), validPerplexity: round(result.perplexity), bleu: round(result.bleu), chrf: round(result.chrf) });
       for (const r of result.replies) report.info(`  ${r.prompt} → ${r.reply}`);
-      if (state.bestValidLoss === null || result.loss < state.bestValidLoss) {
+      if (isBetter(settings.select, result, state)) {
         state.bestValidLoss = result.loss;
+        state.bestChrf = result.chrf;
         state.bestStep = state.step;
         bestValidation = result;
         // The run directory itself serves the best model so far.
         await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, validation: row } });
+        await writeGenerationDefaults(out, base?.dir);
       }
       await writeFile(join(out, CURVES_FILE), learningCurvesSvg(curve, { title: `${settings.preset} preset on ${settings.data}` }));
     };
+
+    // Fine-tuning's step 0 is the base model itself, measured on this corpus.
+    if (base && state.step === 0) await runValidation();
 
     report.start(totalSteps, state.step);
     let stepStarted = performance.now();
@@ -275,7 +294,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       for (let b = epoch === state.epoch ? state.nextBatch : 0; b < batches.length; b++) {
         if (stop.requested || state.step >= totalSteps) break outer;
         const step = state.step + 1;
-        const lr = noamSchedule(step, config.dModel, settings.warmup);
+        const lr = learningRate(step);
         stepStarted = performance.now();
         const result = await engine.step(batches[b]!, {
           learningRate: lr,
@@ -285,7 +304,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
         });
         const seconds = (performance.now() - stepStarted) / 1000;
         state = { ...state, step, epoch, nextBatch: b + 1, trainSeconds: state.trainSeconds + seconds, targetTokens: state.targetTokens + result.targetTokens };
-        if (!Number.isFinite(result.loss)) throw new Error(`the loss became ${result.loss} at step ${step}; lower the learning rate (--warmup) or clip gradients (--clip-norm)`);
+        if (!Number.isFinite(result.loss)) throw new RunDirError(`the loss became ${result.loss} at step ${step}; lower the learning rate (--warmup) or clip gradients (--clip-norm)`);
         const logged = step % settings.logEvery === 0;
         const info = { epoch, step, loss: result.loss, learningRate: lr, gradNorm: result.gradNorm, tokensPerSecond: result.targetTokens / seconds };
         report.step(info, logged);
@@ -305,26 +324,35 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     }
     report.stop();
 
-    // The averaged model when asked for, else (below) the best one, which the directory already holds.
     let served: ServedModel | undefined;
     if (stop.requested) {
       await checkpoint();
       report.info(`stopped by ${stop.reason ?? 'a signal'} at step ${state.step}; continue with --resume`);
+      served = servedSaved(state, bestValidation, settings.select);
     } else {
       await runValidation();
       await checkpoint();
-      if (settings.average > 0) {
-        const { params, names } = await averageCheckpoints(out, settings.average, engine.layout);
-        writeParams(model, engine.layout, params);
-        const averaged = validate(model, data.tokenizer, data.valid, data.validPairs, { samples: settings.validSamples, batchTokens: settings.batchTokens });
-        await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, averaged: names, validation: averaged } });
-        served = { step: state.step, averaged: names, validLoss: averaged.loss, validation: averaged };
+      served = await chooseServed({
+        runDir: out,
+        settings,
+        state,
+        model,
+        layout: engine.layout,
+        metrics: await metrics.rows(),
+        validateOn,
+        selectionPairs: data.selectionPairs,
+        bestValidation,
+        report,
+      });
+      if (served) {
+        if (served.replaced) {
+          await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: served.step, averaged: served.averaged, validation: served.validation } });
+          await writeGenerationDefaults(out, base?.dir);
+        }
+        // Figures of the half the choice did not look at.
+        served.report = validateOn(data.reportPairs);
       }
     }
-    served ??=
-      state.bestStep === null || state.bestValidLoss === null
-        ? undefined
-        : { step: state.bestStep, averaged: undefined, validLoss: state.bestValidLoss, validation: bestValidation };
     return {
       steps: state.step,
       epochs: state.epoch,
@@ -340,6 +368,30 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     await engine.close();
     model.dispose();
   }
+}
+
+/** generation_config.json: the base model's when fine-tuning, else the trainer's defaults; a user's edits are kept. */
+async function writeGenerationDefaults(out: string, baseDir: string | undefined): Promise<void> {
+  const inherited = baseDir === undefined ? {} : await readGenerationConfig(baseDir);
+  if (Object.keys(inherited).length > 0 && Object.keys(await readGenerationConfig(out)).length === 0) await writeGenerationConfig(out, inherited);
+  await writeDefaultGenerationConfig(out);
+}
+
+/** A fresh model of the preset, or the base model's architecture and weights (dropout as asked). */
+function createModel(settings: TrainSettings, tokenizer: Tokenizer, base: BaseModel | undefined): Transformer {
+  const { specialIds } = tokenizer;
+  if (base === undefined) {
+    const config = presetConfig(settings.preset, { vocabSize: tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos }, { dropout: settings.dropout });
+    return new Transformer(config, settings.seed);
+  }
+  const model = new Transformer({ ...base.config, dropout: settings.dropout }, settings.seed);
+  try {
+    importWeights(model, base.tensors, base.weightsFile);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return model;
 }
 
 function round(x: number): number {

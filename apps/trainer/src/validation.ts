@@ -1,4 +1,4 @@
-import { normalizeText } from '@hanmadi/corpus';
+import { normalizeText, unitHash, type QaPair } from '@hanmadi/corpus';
 import { disposeBatch, greedyDecode, makeBatch, type Example, type Transformer } from '@hanmadi/model';
 import type { Tokenizer } from '@hanmadi/tokenizer';
 import { epochBatches } from './batching.js';
@@ -16,6 +16,8 @@ export interface ValidationResult {
   chrf: number;
   /** Pairs decoded for BLEU and chrF. */
   decoded: number;
+  /** Mean reply length over mean reference length, in characters: chrF's β = 2 rewards long replies. */
+  lengthRatio: number;
   replies: { prompt: string; reply: string }[];
 }
 
@@ -29,6 +31,23 @@ export function replyAll(model: Transformer, tokenizer: Tokenizer, messages: rea
     for (const out of greedyDecode(model, sources, maxNewTokens)) replies.push(tokenizer.decode(out.tokens));
   }
   return replies;
+}
+
+/** Seed offset of the halves: with the 95/5 split's own seed every validation pair would hash to one half. */
+const HALVES_SEED = 0x5e1ec7;
+
+/**
+ * The validation split cut in two by a seeded hash of the question: the
+ * served model is chosen on the selection half and reported on the other, so
+ * the reported figures are not the ones it was picked for. A split too small
+ * to cut (an empty half) uses all its pairs for both.
+ */
+export function validationHalves(pairs: readonly QaPair[], seed: number): { selection: QaPair[]; report: QaPair[] } {
+  const selection: QaPair[] = [];
+  const report: QaPair[] = [];
+  for (const pair of pairs) (unitHash(pair.question, seed ^ HALVES_SEED) < 0.5 ? selection : report).push(pair);
+  if (selection.length === 0 || report.length === 0) return { selection: [...pairs], report: [...pairs] };
+  return { selection, report };
 }
 
 /**
@@ -57,12 +76,14 @@ export function validate(
   const hypotheses = replyAll(model, tokenizer, sampled.map((p) => p.question));
   const answers = sampled.map((p) => normalizeText(p.answer));
   const prompts = options.prompts ?? SAMPLE_PROMPTS;
+  const chars = (texts: readonly string[]) => texts.reduce((n, t) => n + [...t].length, 0);
   return {
     loss,
     perplexity: Math.exp(loss),
     bleu: sampled.length > 0 ? corpusBleu(hypotheses, answers).score : Number.NaN,
     chrf: sampled.length > 0 ? corpusChrf(hypotheses, answers).score : Number.NaN,
     decoded: sampled.length,
+    lengthRatio: sampled.length > 0 ? chars(hypotheses) / chars(answers) : Number.NaN,
     replies: replyAll(model, tokenizer, prompts).map((reply, i) => ({ prompt: prompts[i]!, reply })),
   };
 }
