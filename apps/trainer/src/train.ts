@@ -1,47 +1,18 @@
-import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { dedupePairs, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
-import {
-  CONFIG_FILE,
-  fineTuneSchedule,
-  GENERATION_CONFIG_FILE,
-  importWeights,
-  initBackend,
-  noamSchedule,
-  presetConfig,
-  readGenerationConfig,
-  saveModel,
-  Transformer,
-  writeGenerationConfig,
-  type BackendInfo,
-  type Example,
-} from '@hanmadi/model';
-import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
+import type { QaPair } from '@hanmadi/corpus';
+import { fineTuneSchedule, initBackend, noamSchedule, saveModel } from '@hanmadi/model';
 import { epochBatches } from './batching.js';
-import { InProcessEngine, ParallelEngine, type Engine } from './engine.js';
-import { writeDefaultGenerationConfig } from './generation-defaults.js';
-import { loadBase, type BaseModel } from './init-from.js';
+import { loadBase } from './init-from.js';
 import { learningCurvesSvg, type CurvePoint } from './plot.js';
 import { MetricsFile, type Reporter } from './report.js';
-import {
-  checkpointName,
-  CURVES_FILE,
-  loadLatestCheckpoint,
-  METRICS_FILE,
-  pruneCheckpoints,
-  RunDirError,
-  saveCheckpoint,
-  type TrainerState,
-  TOKENIZER_FILE,
-  TRAIN_FILE,
-} from './run-dir.js';
+import { checkpointName, CURVES_FILE, loadLatestCheckpoint, METRICS_FILE, pruneCheckpoints, RunDirError, saveCheckpoint, type TrainerState } from './run-dir.js';
 import { chooseServed, isBetter, servedSaved, type ServedModel } from './selection.js';
-import { checkAverageWithinKeep, FINE_TUNE, RUN_SHAPING, TrainSettingsSchema, type TrainRequest, type TrainSettings } from './settings.js';
-import { validate, validationHalves, type ValidationResult } from './validation.js';
+import { FINE_TUNE, type TrainRequest } from './settings.js';
+import { createModel, prepareData, prepareRunDir, recordRun, startEngine, writeGenerationDefaults } from './setup.js';
+import { validate, type ValidationResult } from './validation.js';
 
-/** The fewest pairs worth training on: below this the validation split is empty or meaningless. */
-export const MIN_PAIRS = 20;
-
+export { MIN_PAIRS } from './setup.js';
 export type { ServedModel } from './selection.js';
 
 export interface TrainSummary {
@@ -68,126 +39,6 @@ export function dropoutSeed(seed: number, step: number): number {
   let h = (seed ^ Math.imul(step, 0x9e3779b1)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   return (h ^ (h >>> 13)) >>> 0;
-}
-
-interface Prepared {
-  tokenizer: Tokenizer;
-  tokenizerBytes: Uint8Array;
-  train: Example[];
-  valid: Example[];
-  validPairs: QaPair[];
-  /** The validation pairs the served model is chosen on, and those it is reported on. */
-  selectionPairs: QaPair[];
-  reportPairs: QaPair[];
-  pairs: number;
-  duplicates: number;
-}
-
-/** Checks --out: a run directory holding a model is only reused with --resume or replaced with --force. */
-async function prepareRunDir(request: TrainRequest, report: Reporter): Promise<TrainSettings> {
-  const { settings } = request;
-  const out = settings.out;
-  const trainFile = join(out, TRAIN_FILE);
-  const hasRun = await stat(trainFile).then(
-    () => true,
-    () => false,
-  );
-  const hasModel = await stat(join(out, CONFIG_FILE)).then(
-    () => true,
-    () => false,
-  );
-  if (request.resume) {
-    if (!hasRun) throw new RunDirError(`${out}: nothing to resume (no ${TRAIN_FILE}); start a run there without --resume`);
-    const saved = TrainSettingsSchema.parse(JSON.parse(await readFile(trainFile, 'utf8')));
-    const conflicts = RUN_SHAPING.filter((k) => request.given.has(k) && JSON.stringify(saved[k]) !== JSON.stringify(settings[k]));
-    if (conflicts.length > 0) {
-      throw new RunDirError(`${out}: --resume continues the run as it was started; these options differ from ${TRAIN_FILE}: ${conflicts.map((k) => `${k} (${JSON.stringify(saved[k])})`).join(', ')}`);
-    }
-    // Scheduling and hardware may change between sessions; the recipe may not.
-    const merged: TrainSettings = { ...saved };
-    for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery', 'select'] as const) {
-      if (request.given.has(k)) (merged as Record<string, unknown>)[k] = settings[k];
-    }
-    checkAverageWithinKeep(merged);
-    report.info(`resuming the run in ${out}`);
-    return merged;
-  }
-  checkAverageWithinKeep(settings);
-  if ((hasRun || hasModel) && !request.force) {
-    throw new RunDirError(`${out} already holds a ${hasRun ? 'training run' : 'model'}; pass --resume to continue it or --force to replace it`);
-  }
-  if (request.force && (hasRun || hasModel)) {
-    for (const name of [TRAIN_FILE, METRICS_FILE, CURVES_FILE, 'checkpoints', CONFIG_FILE, 'model.safetensors', TOKENIZER_FILE, GENERATION_CONFIG_FILE]) {
-      await rm(join(out, name), { recursive: true, force: true });
-    }
-  }
-  await mkdir(out, { recursive: true });
-  return settings;
-}
-
-/** Written once the data and tokenizer are ready, so a start that fails leaves no run behind. */
-async function recordRun(settings: TrainSettings): Promise<void> {
-  await writeFile(join(settings.out, TRAIN_FILE), `${JSON.stringify(settings, null, 2)}\n`);
-}
-
-async function prepareData(settings: TrainSettings, resuming: boolean, report: Reporter): Promise<Prepared> {
-  const { pairs: raw, skipped } = await readPairs(settings.data, { skipInvalid: settings.skipInvalid });
-  for (const issue of skipped.slice(0, 5)) report.warn(`skipped ${issue.file}:${issue.line}: ${issue.message}`);
-  if (skipped.length > 0) report.warn(`skipped ${skipped.length} invalid record(s) in ${settings.data}`);
-  const { pairs, removed } = dedupePairs(raw);
-  if (pairs.length < MIN_PAIRS) {
-    throw new RunDirError(`${settings.data}: too few pairs to train on: ${pairs.length} distinct pair(s), at least ${MIN_PAIRS} are needed`);
-  }
-  const { train, valid } = splitPairs(pairs, { seed: settings.seed });
-  // A tiny corpus can hash every pair to one side; keep both sides non-empty.
-  if (valid.length === 0) valid.push(train.pop()!);
-  const runTokenizer = join(settings.out, TOKENIZER_FILE);
-  if (resuming) {
-    // The run's own tokenizer, whatever --tokenizer says now.
-  } else if (settings.initFrom !== null) {
-    await copyFile(join(settings.initFrom, TOKENIZER_FILE), runTokenizer);
-  } else if (settings.tokenizer) {
-    await copyFile(settings.tokenizer, runTokenizer).catch((error: NodeJS.ErrnoException) => {
-      throw new RunDirError(`${settings.tokenizer}: cannot read the tokenizer: ${error.code ?? error.message}`);
-    });
-  } else {
-    const model = trainBpe(
-      train.flatMap((p) => [p.question, p.answer]),
-      { vocabSize: settings.vocabSize, hardVocabLimit: settings.vocabSizeExplicit, input: [settings.data] },
-    );
-    await writeModelFile(runTokenizer, model);
-    report.info(`trained a ${model.pieces.length}-piece BPE tokenizer on the training split`, { file: runTokenizer });
-  }
-  const tokenizer = await Tokenizer.load(runTokenizer);
-  if (!tokenizer.hasProjectSpecialIds) {
-    const ids = tokenizer.specialIds;
-    throw new RunDirError(
-      `${settings.tokenizer ?? runTokenizer}: special ids are pad ${ids.pad}, unk ${ids.unk}, bos ${ids.bos}, eos ${ids.eos}; hanmadi needs pad 0, unk 1, bos 2, eos 3 (spm_train --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3)`,
-    );
-  }
-  const encode = (p: QaPair): Example => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) });
-  const halves = validationHalves(valid, settings.seed);
-  return {
-    tokenizer,
-    tokenizerBytes: await readFile(runTokenizer),
-    train: train.map(encode),
-    valid: valid.map(encode),
-    validPairs: valid,
-    selectionPairs: halves.selection,
-    reportPairs: halves.report,
-    pairs: pairs.length,
-    duplicates: removed,
-  };
-}
-
-async function startEngine(model: Transformer, settings: TrainSettings, backend: BackendInfo, report: Reporter): Promise<Engine> {
-  const cpuBound = backend.name === 'wasm' || backend.name === 'cpu';
-  if (cpuBound && settings.workers > 1) {
-    const engine = await ParallelEngine.start(model, settings.workers, backend.name);
-    report.info(`training on ${engine.description}`);
-    return engine;
-  }
-  return new InProcessEngine(model, backend.detail);
 }
 
 /**
@@ -368,30 +219,6 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
     await engine.close();
     model.dispose();
   }
-}
-
-/** generation_config.json: the base model's when fine-tuning, else the trainer's defaults; a user's edits are kept. */
-async function writeGenerationDefaults(out: string, baseDir: string | undefined): Promise<void> {
-  const inherited = baseDir === undefined ? {} : await readGenerationConfig(baseDir);
-  if (Object.keys(inherited).length > 0 && Object.keys(await readGenerationConfig(out)).length === 0) await writeGenerationConfig(out, inherited);
-  await writeDefaultGenerationConfig(out);
-}
-
-/** A fresh model of the preset, or the base model's architecture and weights (dropout as asked). */
-function createModel(settings: TrainSettings, tokenizer: Tokenizer, base: BaseModel | undefined): Transformer {
-  const { specialIds } = tokenizer;
-  if (base === undefined) {
-    const config = presetConfig(settings.preset, { vocabSize: tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos }, { dropout: settings.dropout });
-    return new Transformer(config, settings.seed);
-  }
-  const model = new Transformer({ ...base.config, dropout: settings.dropout }, settings.seed);
-  try {
-    importWeights(model, base.tensors, base.weightsFile);
-  } catch (error) {
-    model.dispose();
-    throw error;
-  }
-  return model;
 }
 
 function round(x: number): number {
