@@ -17,7 +17,7 @@ export interface ServedModel {
   validation: ValidationResult | undefined;
   /** Why this one, in words: "the highest chrF on the selection half (10.21) of 50 checkpoints and the average of the last 5". */
   why: string;
-  /** Whether `model` now holds weights other than those the run directory holds, to be saved there. */
+  /** Whether the served weights (which `model` now holds) differ from the run directory's, to be saved there. */
   replaced: boolean;
   /** Its figures on the report half of validation, which the choice did not look at. */
   report?: ValidationResult;
@@ -40,7 +40,7 @@ export interface SelectionContext {
   runDir: string;
   settings: TrainSettings;
   state: TrainerState;
-  /** Holds the last step's weights; left holding the chosen ones when `replaced`. */
+  /** Holds the last step's weights; left holding the served model's. */
   model: Transformer;
   layout: FlatLayout;
   metrics: Record<string, unknown>[];
@@ -81,7 +81,8 @@ export async function chooseServed(ctx: SelectionContext): Promise<ServedModel |
     if (average && saved && average.loss < saved.validLoss) {
       return { step: average.step, averaged: average.averaged, validLoss: average.loss, validation: average.validation, why: 'the lowest validation loss, below the best single checkpoint', replaced: true };
     }
-    if (average) await restoreSaved(ctx);
+    // The model holds the last step's weights (or the average's); the report is of the one served.
+    if (saved) await restoreSaved(ctx);
     return saved && { ...saved, why: 'the lowest validation loss' };
   }
   const candidates = await chrfCandidates(ctx);

@@ -75,6 +75,8 @@ describe('pnpm train', () => {
     expect(summary.served?.step).toBe(bestRow['step']);
     expect(summary.served?.averaged).toBeUndefined();
     expect(summary.served?.validation?.loss).toBe(best);
+    // Its report-half figures are its own, not the last step's (the loss is over the whole split).
+    expect(summary.served?.report?.loss).toBeCloseTo(best, 6);
     expect(summary.served?.validation?.replies.length).toBeGreaterThan(0);
     const { model, dir } = await loadModel(out);
     expect(model.config.dModel).toBe(64);
