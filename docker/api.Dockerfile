@@ -1,14 +1,21 @@
 # syntax=docker/dockerfile:1
 #
-# hanmadi API: serves a trained run directory over HTTP, on the CPU.
+# hanmadi API: serves a model directory over HTTP, on the CPU.
 #
 #   docker build -f docker/api.Dockerfile -t hanmadi-api .
-#   docker run --rm -p 3000:3000 -v hanmadi-models:/models hanmadi-api
+#   docker run --rm -p 3000:3000 hanmadi-api
 #
-# The build context is the repository root (see .dockerignore). The model is
-# not in the image: mount a volume at /models and point HANMADI_MODEL at a run
-# directory in it (default /models/tiny). scripts/docker/*.test.ts runs this
-# file's deploy command and entrypoint without Docker.
+# The build context is the repository root (see .dockerignore). The image
+# ships the repository's base model, models/hanmadi-base, read-only at
+# /opt/hanmadi/models/hanmadi-base, and serves it by default. For a model of
+# your own, mount a volume at /models and point HANMADI_MODEL at a run
+# directory in it:
+#
+#   docker run --rm -p 3000:3000 -v hanmadi-models:/models \
+#     -e HANMADI_MODEL=/models/hanmadi hanmadi-api
+#
+# scripts/docker/*.test.ts runs this file's deploy command and entrypoint
+# without Docker.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG PNPM_VERSION=12.21.0
@@ -30,10 +37,14 @@ RUN pnpm --filter @hanmadi/api deploy --prod --frozen-lockfile --offline /out
 # --- runtime ------------------------------------------------------------------
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
-    HANMADI_MODEL=/models/tiny \
+    HANMADI_MODEL=/opt/hanmadi/models/hanmadi-base \
     PORT=3000
+# The shipped base model, served unless HANMADI_MODEL says otherwise: outside
+# the /models volume, so that mounting one does not hide it.
+COPY models/hanmadi-base /opt/hanmadi/models/hanmadi-base
 WORKDIR /app
-# Owned by root and read-only to the service; only /models is its own.
+# Owned by root and read-only to the service, like the model above; only
+# /models is its own.
 COPY --from=build /out /app
 RUN mkdir -p /models && chown node:node /models
 VOLUME ["/models"]

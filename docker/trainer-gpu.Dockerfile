@@ -4,11 +4,13 @@
 # @tensorflow/tfjs-node-gpu (CUDA 11.2, cuDNN 8.1).
 #
 #   docker build -f docker/trainer-gpu.Dockerfile -t hanmadi-trainer-gpu .
-#   docker run --rm --gpus all -v hanmadi-models:/models hanmadi-trainer-gpu \
-#     --data data/hanmadi-qa.csv --out /models/tiny
+#   docker run --rm --gpus all -v hanmadi-models:/models hanmadi-trainer-gpu
 #
-# The build context is the repository root (see .dockerignore). Arguments go
-# to the trainer (`pnpm train --help`). HANMADI_BACKEND=tensorflow makes a
+# The build context is the repository root (see .dockerignore). The image
+# carries the repository's base model read-only at
+# /opt/hanmadi/models/hanmadi-base, and by default fine-tunes it on the bundled
+# corpus into /models/hanmadi, as `pnpm start` does. Arguments replace that and
+# go to the trainer (`pnpm train --help`). HANMADI_BACKEND=tensorflow makes a
 # missing GPU library an error instead of a silent fall-back to the CPU; pass
 # `--backend wasm` to train without a GPU. scripts/docker/*.test.ts runs this
 # file's deploy command and entrypoint without Docker (and without a GPU).
@@ -56,10 +58,14 @@ ENV NODE_ENV=production \
 RUN useradd --uid 1000 --user-group --create-home hanmadi \
  && mkdir -p /models \
  && chown hanmadi:hanmadi /models
+# The base model to fine-tune (--init-from), owned by root and read-only;
+# outside the /models volume, so that mounting one does not hide it.
+COPY models/hanmadi-base /opt/hanmadi/models/hanmadi-base
 WORKDIR /app
 COPY --from=build /out /app
 COPY data/hanmadi-qa.csv data/README.md /app/data/
 VOLUME ["/models"]
 USER hanmadi
 ENTRYPOINT ["node", "--import", "tsx", "src/train-cli.ts"]
-CMD ["--data", "data/hanmadi-qa.csv", "--out", "/models/tiny"]
+# The quickstart's fine-tuning (pnpm start): the last checkpoint of 8 epochs.
+CMD ["--init-from", "/opt/hanmadi/models/hanmadi-base", "--data", "data/hanmadi-qa.csv", "--out", "/models/hanmadi", "--epochs", "8", "--average", "1"]

@@ -14,8 +14,8 @@ afterAll(async () => {
 });
 
 /** Runs `pnpm start`'s script until it prints the chat URL; then checks the page and stops it with SIGTERM. */
-async function startOnce(out: string): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', START, '--out', out, '--epochs', '5', '--port', '0', '--backend', 'wasm'], {
+async function startOnce(out: string, ...flags: string[]): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', START, '--out', out, '--epochs', '1', '--port', '0', '--backend', 'wasm', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -42,14 +42,16 @@ async function startOnce(out: string): Promise<string> {
   return output;
 }
 
-it('trains the tiny model when there is none, serves it and prints the chat URL; serves it again without training', async () => {
+it('serves the shipped base model; with --fine-tune fine-tunes it once on the bundled corpus and serves the result', async () => {
   root = await mkdtemp(join(tmpdir(), 'hanmadi-start-'));
-  const out = join(root, 'tiny');
-  const first = await startOnce(out);
-  expect(first).toContain('Training the tiny model on data/hanmadi-qa.csv');
-  // One checkpoint an epoch; the quickstart serves the average of the last five (§6.1).
-  expect(first).toMatch(/serves the average of step-\d{7}, step-\d{7}, step-\d{7}, step-\d{7}, step-\d{7} \(validation perplexity/u);
-  const second = await startOnce(out);
+  const out = join(root, 'hanmadi');
+  expect(await startOnce(out)).toMatch(/Serving the base model in \S*models\/hanmadi-base as it is/u);
+  const first = await startOnce(out, '--fine-tune');
+  expect(first).toMatch(/Fine-tuning \S*models\/hanmadi-base on data\/hanmadi-qa\.csv into/u);
+  // Its own step 0 is the base, measured on the bundled corpus; it serves the last checkpoint.
+  expect(first).toMatch(/fine-tuning \S*models\/hanmadi-base: peak learning rate/u);
+  expect(first).toMatch(/serves the last checkpoint, step-\d{7} \(validation perplexity/u);
+  const second = await startOnce(out, '--fine-tune');
   expect(second).toContain('Serving the model in');
-  expect(second).not.toContain('Training the tiny model');
-});
+  expect(second).not.toContain('Fine-tuning');
+}, 240_000);

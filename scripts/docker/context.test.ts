@@ -3,12 +3,26 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs } from '@hanmadi/trainer';
 import { parse as parseYaml } from 'yaml';
-import { contextFiles, contextFilter, DOCKER_DIR, DOCKERFILES, readDockerfile, REPO_ROOT } from './dockerfile.js';
+import { contextExceptions, contextFiles, contextFilter, copiedFiles, DOCKER_DIR, DOCKERFILES, execForm, last, only, readDockerfile, REPO_ROOT, stage, stageEnv, type ParsedDockerfile } from './dockerfile.js';
 
 // No Docker engine runs here: these check what `docker build` would be given.
 
 const files = contextFiles();
 const sent = new Set(files);
+
+/** The shipped base model: in the repository, and where both images carry it (outside the /models volume). */
+const BASE_MODEL = 'models/hanmadi-base';
+const IMAGE_BASE_MODEL = '/opt/hanmadi/models/hanmadi-base';
+
+/** The repository path a file or directory of the image was copied from (by a COPY from the build context). */
+function contextPathOf(dockerfile: ParsedDockerfile, imagePath: string): string {
+  for (const step of stage(dockerfile).steps.filter((s) => s.keyword === 'COPY' && s.from === null)) {
+    const destination = step.args.at(-1)!.replace(/\/$/u, '');
+    const sources = step.args.slice(0, -1);
+    if (sources.length === 1 && (imagePath === destination || imagePath.startsWith(`${destination}/`))) return join(REPO_ROOT, sources[0]!, imagePath.slice(destination.length));
+  }
+  throw new Error(`${dockerfile.path}: nothing is copied to ${imagePath}`);
+}
 
 /** Whether a COPY source (relative to the context) names something that is sent. */
 function inContext(source: string): boolean {
@@ -28,14 +42,29 @@ function workspacePackages(): string[] {
 }
 
 describe('docker build context (.dockerignore)', () => {
-  it('keeps installs, runs, models and git out, with no exceptions that would re-include them', () => {
-    const rules = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-    expect(rules.filter((l) => l.startsWith('!'))).toEqual([]);
+  it('keeps installs, runs, other models, training leftovers and git out; its one exception lets the shipped base model in', () => {
+    expect(contextExceptions()).toEqual([BASE_MODEL]);
     const keep = contextFilter();
-    for (const path of ['node_modules/x/package.json', 'apps/api/node_modules/fastify/package.json', 'packages/model/node_modules/.bin/tsx', 'runs/tiny/config.json', 'models/tiny/config.json', '.git/HEAD']) {
+    for (const path of [
+      'node_modules/x/package.json',
+      'apps/api/node_modules/fastify/package.json',
+      'packages/model/node_modules/.bin/tsx',
+      'runs/tiny/config.json',
+      'models/tiny/config.json',
+      'models/other/x',
+      'models/hanmadi-base-old/config.json',
+      `${BASE_MODEL}/checkpoints/step-0000100/model.safetensors`,
+      `${BASE_MODEL}/model.safetensors.tmp-123-abcd`,
+      `${BASE_MODEL}/.step-0000100.tmp-abcd/config.json`,
+      '.git/HEAD',
+    ]) {
       expect(keep(path), path).toBe(false);
     }
+    for (const name of ['config.json', 'tokenizer.model', 'model.safetensors', 'generation_config.json', 'README.md']) expect(keep(`${BASE_MODEL}/${name}`), name).toBe(true);
     expect(files.some((f) => f.includes('node_modules/') || f.startsWith('runs/') || f.startsWith('.git/'))).toBe(false);
+    // What is sent of models/: the base model directory, whole.
+    expect(files.filter((f) => f.startsWith('models/') && !f.startsWith(`${BASE_MODEL}/`))).toEqual([]);
+    for (const name of ['config.json', 'tokenizer.model', 'model.safetensors']) expect(sent.has(`${BASE_MODEL}/${name}`), name).toBe(true);
   });
 
   it('sends the workspace manifests, the lockfile and every workspace package', () => {
@@ -64,6 +93,21 @@ describe('docker build context (.dockerignore)', () => {
       }
     });
 
+    it(`${name}: carries the shipped base model, read-only at ${IMAGE_BASE_MODEL} outside the /models volume`, () => {
+      const final = stage(readDockerfile(name));
+      const copy = only(final, 'COPY', new RegExp(`^${BASE_MODEL}\\s`, 'u'));
+      expect(copy.args).toEqual([BASE_MODEL, IMAGE_BASE_MODEL]);
+      // Root owns the copy and the service runs as another user: read-only to it.
+      expect(copy.content).not.toMatch(/--chown|--chmod/u);
+      const copied = new Map(copiedFiles(copy).map(([from, to]) => [to, from]));
+      for (const file of ['config.json', 'tokenizer.model', 'model.safetensors']) expect(copied.get(`${IMAGE_BASE_MODEL}/${file}`), file).toBe(`${BASE_MODEL}/${file}`);
+      // A volume mounted at /models must not hide it.
+      const volumes = execForm(last(final, 'VOLUME')!);
+      expect(volumes).toEqual(['/models']);
+      for (const volume of volumes) expect(IMAGE_BASE_MODEL.startsWith(`${volume}/`)).toBe(false);
+      expect(final.steps.some((s) => s.keyword === 'RUN' && /\/opt\/hanmadi/u.test(s.content))).toBe(false);
+    });
+
     it(`${name}: every COPY --from names an earlier stage`, () => {
       const dockerfile = readDockerfile(name);
       dockerfile.stages.forEach((current, index) => {
@@ -72,6 +116,12 @@ describe('docker build context (.dockerignore)', () => {
       });
     });
   }
+
+  it('api.Dockerfile: serves the base model it carries unless HANMADI_MODEL names another', () => {
+    const api = readDockerfile('api.Dockerfile');
+    expect(stageEnv(stage(api))['HANMADI_MODEL']).toBe(IMAGE_BASE_MODEL);
+    expect(contextPathOf(api, IMAGE_BASE_MODEL)).toBe(join(REPO_ROOT, BASE_MODEL));
+  });
 });
 
 describe('docker/compose.yaml', () => {
@@ -103,17 +153,31 @@ describe('docker/compose.yaml', () => {
     expect(devices[0]!.capabilities).toContain('gpu');
   });
 
-  it("gives the trainer arguments pnpm train accepts, serving the quickstart's average of 5 checkpoints", () => {
-    const request = parseTrainArgs(compose.services['trainer']!.command ?? [], (text) => {
-      throw new Error(text);
-    });
-    expect(request.settings).toMatchObject({ data: 'data/hanmadi-qa.csv', out: '/models/tiny', average: 5 });
+  it("fine-tunes the image's base model on the bundled corpus with arguments pnpm train accepts, as the image's CMD and pnpm start do", () => {
+    const command = compose.services['trainer']!.command ?? [];
+    const trainer = readDockerfile('trainer-gpu.Dockerfile');
+    expect(command).toEqual(execForm(last(stage(trainer), 'CMD')!));
+    const initFrom = command[command.indexOf('--init-from') + 1];
+    expect(initFrom).toBe(IMAGE_BASE_MODEL);
+    // parseTrainArgs reads <init-from>/config.json: the repository's copy of what the image holds there.
+    const base = contextPathOf(trainer, initFrom!);
+    expect(base).toBe(join(REPO_ROOT, BASE_MODEL));
+    const request = parseTrainArgs(
+      command.map((a) => (a === initFrom ? base : a)),
+      (text) => {
+        throw new Error(text);
+      },
+    );
+    expect(request.settings).toMatchObject({ data: 'data/hanmadi-qa.csv', out: '/models/hanmadi', initFrom: base, epochs: 8, average: 1, select: 'average' });
   });
 
   it('shares the models volume, the api reading the model the trainer writes', () => {
     expect(Object.keys(compose.volumes)).toContain('models');
     expect(compose.services['trainer']!.volumes).toContain('models:/models');
     expect(compose.services['api']!.volumes?.some((v) => v.startsWith('models:/models'))).toBe(true);
+    // The api serves what the trainer writes.
+    const trainer = compose.services['trainer']!.command ?? [];
+    expect(compose.services['api']!.environment?.['HANMADI_MODEL']).toBe(trainer[trainer.indexOf('--out') + 1]);
     expect(compose.services['api']!.environment?.['HANMADI_MODEL']).toMatch(/^\/models\//u);
     // The api needs a trained model, not a running trainer.
     expect(compose.services['api']!.depends_on).toBeUndefined();

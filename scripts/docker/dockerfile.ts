@@ -1,5 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dockerignore from '@balena/dockerignore';
 import { Copy, DockerfileParser, Env, type Instruction } from 'dockerfile-ast';
@@ -134,23 +134,62 @@ export function contextFilter(root = REPO_ROOT): (path: string) => boolean {
   return ignore().add(rules.split('\n')).createFilter();
 }
 
+/** The `!` exceptions of .dockerignore, without the `!` and a leading `/`. */
+export function contextExceptions(root = REPO_ROOT): string[] {
+  let rules = '';
+  try {
+    rules = readFileSync(join(root, '.dockerignore'), 'utf8');
+  } catch {
+    return [];
+  }
+  return rules
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('!'))
+    .map((l) => l.slice(1).trim().replace(/^\/+/u, ''));
+}
+
 /**
- * Every file of the build context, relative to `root`, after .dockerignore.
- * Excluded directories are not entered (Docker re-includes nothing below them
- * here: the rules hold no `!` exceptions, which the context test asserts).
+ * Every file of the build context, relative to `root`, after .dockerignore;
+ * with `under`, only those below that context directory. An excluded
+ * directory is entered only where a `!` exception names something below it
+ * (as Docker does, e.g. `models/*` then `!models/hanmadi-base`), so that
+ * node_modules is never walked.
  */
-export function contextFiles(root = REPO_ROOT): string[] {
+export function contextFiles(root = REPO_ROOT, under = ''): string[] {
   const keep = contextFilter(root);
+  const exceptions = contextExceptions(root);
+  const mayReinclude = (rel: string): boolean => exceptions.some((e) => e.startsWith(`${rel}/`) || /^[*?[]/u.test(e));
   const files: string[] = [];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = join(dir, entry.name);
       const rel = relative(root, full).split(sep).join('/');
-      if (!keep(rel)) continue;
-      if (entry.isDirectory()) walk(full);
-      else files.push(rel);
+      if (entry.isDirectory()) {
+        if (keep(rel) || mayReinclude(rel)) walk(full);
+      } else if (keep(rel)) files.push(rel);
     }
   };
-  walk(root);
+  walk(join(root, under));
   return files.sort();
+}
+
+/**
+ * What a `COPY <sources…> <destination>` from the build context puts where in
+ * the image: [context path, absolute image path] for each file sent, with
+ * Docker's rules (a directory's contents go into the destination; a file goes
+ * into a destination ending in `/`, or becomes it).
+ */
+export function copiedFiles(step: Step, root = REPO_ROOT): [string, string][] {
+  const destination = step.args.at(-1)!;
+  const pairs: [string, string][] = [];
+  for (const raw of step.args.slice(0, -1)) {
+    const source = raw.replace(/^\.\/?/u, '').replace(/\/$/u, '');
+    if (statSync(join(root, source)).isDirectory()) {
+      for (const file of contextFiles(root, source)) pairs.push([file, posix.join(destination, file.slice(source.length + 1))]);
+    } else if (contextFilter(root)(source)) {
+      pairs.push([source, destination.endsWith('/') ? posix.join(destination, posix.basename(source)) : destination]);
+    }
+  }
+  return pairs;
 }

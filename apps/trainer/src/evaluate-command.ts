@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { CorpusError, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
+import { CorpusError, dedupePairs, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
 import {
   BackendUnavailableError,
   initBackend,
@@ -118,10 +118,10 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
   }
 }
 
-/** The pairs of one side of the trainer's split: the same hash and seed as `pnpm train`. */
+/** The pairs of one side of the trainer's split: the same de-duplication, hash and seed as `pnpm train`. */
 function pick(pairs: QaPair[], split: Split, seed: number): QaPair[] {
   if (split === 'all') return pairs;
-  const { valid } = splitPairs(pairs, { seed });
+  const { valid } = splitPairs(dedupePairs(pairs).pairs, { seed });
   if (split === 'valid') return valid;
   const halves = validationHalves(valid, seed);
   return split === 'selection' ? halves.selection : halves.report;

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BUNDLED_CORPUS, readPairs, splitPairs } from '@hanmadi/corpus';
+import { BUNDLED_CORPUS, dedupePairs, readPairs, splitPairs } from '@hanmadi/corpus';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runEvaluateCli } from './evaluate-command.js';
 import { parseTrainArgs } from './settings.js';
@@ -37,7 +37,7 @@ describe('pnpm evaluate', () => {
   });
 
   it("evaluates one side of the trainer's split: the validation split and its two halves", async () => {
-    const { valid } = splitPairs((await readPairs(BUNDLED_CORPUS)).pairs, { seed: 1 });
+    const { valid } = splitPairs(dedupePairs((await readPairs(BUNDLED_CORPUS)).pairs).pairs, { seed: 1 });
     const halves = validationHalves(valid, 1);
     expect(halves.selection.length + halves.report.length).toBe(valid.length);
     for (const [split, count] of [['valid', valid.length], ['selection', halves.selection.length], ['report', halves.report.length]] as const) {

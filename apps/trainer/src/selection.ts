@@ -110,6 +110,7 @@ async function averaged(ctx: SelectionContext): Promise<Candidate & { validation
   const load = async () => writeParams(ctx.model, ctx.layout, params);
   await load();
   const validation = ctx.validateOn(ctx.selectionPairs);
+  ctx.report.info(`measured the average of the last ${names.length} checkpoint(s) on the selection half: chrF ${validation.chrf.toFixed(2)}, perplexity ${validation.perplexity.toFixed(2)}`);
   const step = Number(names.at(-1)!.slice('step-'.length));
   return { name: names.length === 1 ? names[0]! : `the average of ${names.join(', ')}`, step, loss: validation.loss, chrf: validation.chrf, load, averaged: names, validation };
 }
