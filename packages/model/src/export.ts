@@ -5,14 +5,15 @@
  */
 import { readFile, realpath, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { GENERATION_CONFIG_FILE } from './generation/generation-config.js';
 import { loadModelDir, ModelDirError, saveModelDir, type LoadedModelDir } from './model-dir.js';
 import { parseModelConfig, weightsLayout } from './persist.js';
 import type { ModelConfig } from './config.js';
 
 export type WeightsDtype = 'float16' | 'float32';
 
-/** Files a run directory may hold beside the model, copied with it when present. */
-export const COMPANION_FILES = ['generation_config.json', 'train.json', 'metrics.jsonl', 'curves.svg'] as const;
+/** Files a run directory may hold beside the model, copied with it when present (the trainer's record, named as in its run-dir.ts). */
+export const COMPANION_FILES = [GENERATION_CONFIG_FILE, 'train.json', 'metrics.jsonl', 'curves.svg'] as const;
 
 export interface ExportReport {
   dtype: WeightsDtype;
