@@ -57,10 +57,15 @@ describe('CSV', () => {
     expect(errorOf(() => parsePairs('Q,A,label\n가,나,x\n', 'd.csv')).message).toBe('d.csv:2: label "x" is not an integer');
   });
 
-  it('names the line of an unclosed quote', () => {
+  it('names the line of an unclosed quote: where it opened, not where the file ends', () => {
     const error = errorOf(() => parsePairs('Q,A\n가,나\n"다,라\n마,바\n', 'd.csv'));
     expect(error.file).toBe('d.csv');
-    expect(error.message).toMatch(/never closed/u);
+    expect(error.message).toBe('d.csv:3: quoted field is never closed (missing ")');
+    // Closed quotes (with "" and newlines inside) before it do not move the blame.
+    const earlier = 'Q,A\n"가, ""나""\n다",라\n마,"바\n사,아\n자,차\n';
+    expect(errorOf(() => parsePairs(earlier, 'e.csv')).message).toBe('e.csv:4: quoted field is never closed (missing ")');
+    const { skipped } = parsePairs('Q,A\n가,나\n"다,라\n마,바\n', 'd.csv', { skipInvalid: true });
+    expect(skipped.map((s) => s.line)).toEqual([3]);
   });
 
   it('rejects a record over the configured length, naming its line', () => {

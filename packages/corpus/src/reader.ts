@@ -252,11 +252,11 @@ function parseDelimited(text: string, delimiter: ',' | '\t', ctx: RecordContext)
       raw: true,
       skip_records_with_error: ctx.skipInvalid,
       on_skip: (error: CsvError | undefined) => {
-        if (error) ctx.skipped.push({ file: ctx.file, line: Number(error.lines), message: csvMessage(error) });
+        if (error) ctx.skipped.push({ file: ctx.file, line: csvErrorLine(error, text, delimiter), message: csvMessage(error) });
       },
     }) as unknown as CsvRecord[];
   } catch (error) {
-    if (error instanceof CsvError) throw new CorpusError({ file: ctx.file, line: Number(error.lines), message: csvMessage(error) });
+    if (error instanceof CsvError) throw new CorpusError({ file: ctx.file, line: csvErrorLine(error, text, delimiter), message: csvMessage(error) });
     throw error;
   }
   const [header, ...rows] = records;
@@ -279,6 +279,32 @@ function parseDelimited(text: string, delimiter: ',' | '\t', ctx: RecordContext)
     const line = info.lines - (body.match(/\n/gu)?.length ?? 0);
     ctx.add(line, body, record[qi], record[ai], li >= 0 ? record[li] : undefined, columnNames);
   }
+}
+
+/** The line to blame: csv-parse reports an unclosed quote where the file ends, the user needs where it opened. */
+function csvErrorLine(error: CsvError, text: string, delimiter: string): number {
+  if (error.code !== 'CSV_QUOTE_NOT_CLOSED') return Number(error.lines);
+  return unclosedQuoteLine(text, delimiter) ?? Number(error.lines);
+}
+
+/** The 1-based line where the last quoted field left open at the end of `text` began (RFC 4180 quoting). */
+export function unclosedQuoteLine(text: string, delimiter: string): number | undefined {
+  let line = 1;
+  let opened: number | undefined;
+  let fieldStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (opened !== undefined) {
+      if (c === '"' && text[i + 1] === '"') i++;
+      else if (c === '"') opened = undefined;
+      else if (c === '\n') line++;
+      continue;
+    }
+    if (c === '\n') line++;
+    if (fieldStart && c === '"') opened = line;
+    fieldStart = c === delimiter || c === '\n' || (c === '\r' && fieldStart);
+  }
+  return opened;
 }
 
 function csvMessage(error: CsvError): string {
