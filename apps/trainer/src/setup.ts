@@ -11,15 +11,12 @@ import {
   GENERATION_CONFIG_FILE,
   importWeights,
   presetConfig,
-  readGenerationConfig,
   Transformer,
-  writeGenerationConfig,
   type BackendInfo,
   type Example,
 } from '@hanmadi/model';
 import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
 import { InProcessEngine, ParallelEngine, type Engine } from './engine.js';
-import { writeDefaultGenerationConfig } from './generation-defaults.js';
 import type { BaseModel } from './init-from.js';
 import type { Reporter } from './report.js';
 import { CURVES_FILE, METRICS_FILE, RunDirError, TOKENIZER_FILE, TRAIN_FILE } from './run-dir.js';
@@ -148,13 +145,6 @@ export async function startEngine(model: Transformer, settings: TrainSettings, b
     return engine;
   }
   return new InProcessEngine(model, backend.detail);
-}
-
-/** generation_config.json: the base model's when fine-tuning, else the trainer's defaults; a user's edits are kept. */
-export async function writeGenerationDefaults(out: string, baseDir: string | undefined): Promise<void> {
-  const inherited = baseDir === undefined ? {} : await readGenerationConfig(baseDir);
-  if (Object.keys(inherited).length > 0 && Object.keys(await readGenerationConfig(out)).length === 0) await writeGenerationConfig(out, inherited);
-  await writeDefaultGenerationConfig(out);
 }
 
 /** A fresh model of the preset, or the base model's architecture and weights (dropout as asked). */

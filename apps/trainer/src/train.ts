@@ -9,7 +9,8 @@ import { MetricsFile, type Reporter } from './report.js';
 import { checkpointName, CURVES_FILE, loadLatestCheckpoint, METRICS_FILE, pruneCheckpoints, RunDirError, saveCheckpoint, type TrainerState } from './run-dir.js';
 import { chooseServed, isBetter, servedSaved, type ServedModel } from './selection.js';
 import { FINE_TUNE, type TrainRequest } from './settings.js';
-import { createModel, prepareData, prepareRunDir, recordRun, startEngine, writeGenerationDefaults } from './setup.js';
+import { writeDefaultGenerationConfig } from './generation-defaults.js';
+import { createModel, prepareData, prepareRunDir, recordRun, startEngine } from './setup.js';
 import { validate, type ValidationResult } from './validation.js';
 
 export { MIN_PAIRS } from './setup.js';
@@ -130,7 +131,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
         bestValidation = result;
         // The run directory itself serves the best model so far.
         await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: state.step, validation: row } });
-        await writeGenerationDefaults(out, base?.dir);
+        await writeDefaultGenerationConfig(out, base?.dir);
       }
       await writeFile(join(out, CURVES_FILE), learningCurvesSvg(curve, { title: `${settings.preset} preset on ${settings.data}` }));
     };
@@ -198,7 +199,7 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       if (served) {
         if (served.replaced) {
           await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: served.step, averaged: served.averaged, validation: served.validation } });
-          await writeGenerationDefaults(out, base?.dir);
+          await writeDefaultGenerationConfig(out, base?.dir);
         }
         // Figures of the half the choice did not look at.
         served.report = validateOn(data.reportPairs);
