@@ -59,6 +59,28 @@ describe('pnpm tokenizer', () => {
   });
 });
 
+describe('pnpm tokenizer train --format', () => {
+  it('reads the file as the format given, whatever its extension', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hanmadi-cli-format-'));
+    const lines = join(dir, 'sentences.data');
+    writeFileSync(lines, '가나다 라마\n가나 다라마\n');
+    expect((await run('train', '--input', lines, '--format', 'txt', '--vocab-size', '12', '--out', join(dir, 'tok.model'))).code).toBe(0);
+  });
+
+  it('refuses a format it cannot read, listing the ones it can', async () => {
+    const { code, err } = await run('train', '--input', BUNDLED_CORPUS, '--format', 'xml', '--out', join(tmpdir(), 'never.model'));
+    expect(code).toBe(1);
+    expect(err.join('\n')).toMatch(/option '--format <format>' argument 'xml' is invalid\. Allowed choices are csv, tsv, jsonl, txt\./u);
+  });
+
+  it('lists the choices in its help', async () => {
+    const { code, out } = await run('train', '--help');
+    expect(code).toBe(0);
+    // Commander wraps help to the terminal's width.
+    expect(out.join('\n').replace(/\s+/gu, ' ')).toMatch(/--format <format> override the format taken from the extension \(choices: "csv", "tsv", "jsonl", "txt"\)/u);
+  });
+});
+
 describe('pnpm tokenizer train --out', () => {
   it('creates missing folders, and names an unwritable target', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hanmadi-cli-out-'));

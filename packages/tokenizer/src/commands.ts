@@ -1,5 +1,5 @@
 import { CorpusError, readSentences, type SentenceFormat } from '@hanmadi/corpus';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ModelFileError, writeModelFile } from './model-file.js';
 import { Tokenizer } from './tokenizer.js';
 import { trainBpe, VocabSizeError } from './trainer.js';
@@ -22,6 +22,9 @@ function fraction(value: string): number {
   if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('must be a number in (0, 1]');
   return n;
 }
+
+/** What --format accepts: every format readSentences reads. */
+const FORMATS = ['csv', 'tsv', 'jsonl', 'txt'] as const satisfies readonly SentenceFormat[];
 
 interface TrainFlags {
   input: string;
@@ -49,7 +52,7 @@ function program(io: Io): Command {
     .option('--character-coverage <x>', 'share of character occurrences the alphabet covers', fraction, 1)
     .option('--byte-fallback', 'spell characters outside the alphabet as UTF-8 byte pieces instead of <unk>', false)
     .option('--user-defined-symbols <list>', 'comma-separated pieces that are never split or merged')
-    .option('--format <format>', 'override the format taken from the extension (csv, tsv, jsonl, txt)')
+    .addOption(new Option('--format <format>', 'override the format taken from the extension').choices(FORMATS))
     .option('--skip-invalid', 'skip invalid records with a warning instead of stopping', false)
     .action(async (flags: TrainFlags) => {
       const started = performance.now();
