@@ -94,6 +94,9 @@ function positive(value: string): number {
  */
 export const FINE_TUNE = { peakLr: 1e-4, warmupFraction: 0.1, epochs: 10 };
 
+/** The default --workers: one per core, but never more than this many. */
+export const MAX_DEFAULT_WORKERS = 4;
+
 /** Options whose change would make a resumed run a different run. */
 export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize', 'initFrom', 'peakLr'] as const;
 
@@ -109,19 +112,19 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     .requiredOption('--data <file>', 'question/answer pairs: .csv/.tsv (header Q,A) or .jsonl ({"q","a"})')
     .requiredOption('--out <run-dir>', 'run directory (model, checkpoints, metrics, learning curves)')
     .option('--preset <name>', 'model size: tiny, tutorial or base', 'tiny')
-    .option('--epochs <n>', 'passes over the training split (default: per preset)', int(1))
+    .option('--epochs <n>', `passes over the training split (default: per preset; ${FINE_TUNE.epochs} with --init-from)`, int(1))
     .option('--max-steps <n>', 'stop after this many optimisation steps', int(1))
     .option('--batch-tokens <n>', 'token budget of a batch: real source or target tokens (default: per preset)', int(8))
     .option('--bucket-window <n>', 'sort pairs by length within windows of n batches (§5.1); 0 batches at random (default: per preset)', int(0))
-    .option('--warmup <n>', 'Noam warm-up steps (default: 400 for tiny/tutorial, 4000 for base)', int(1))
+    .option('--warmup <n>', `warm-up steps (default: Noam's ${RECIPES.tutorial.warmup} for tiny/tutorial, ${RECIPES.base.warmup} for base; with --init-from, ${FINE_TUNE.warmupFraction * 100}% of the steps)`, int(1))
     .option('--label-smoothing <x>', 'ε_ls of §5.4', fraction, 0.1)
     .option('--dropout <x>', 'P_drop of §5.4', fraction, 0.1)
     .option('--clip-norm <x>', 'clip gradients to this global L2 norm (default: no clipping, as in the paper)', positive)
     .option('--seed <n>', 'seed of initialisation, data order and dropout', int(0), 1)
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: $HANMADI_BACKEND, else auto)')
-    .option('--workers <n>', 'data-parallel worker threads on the wasm/cpu backends (default: one per core)', int(1))
+    .option('--workers <n>', `data-parallel worker threads on the wasm/cpu backends; other backends train in-process (default: one per core, at most ${MAX_DEFAULT_WORKERS})`, int(1))
     .option('--tokenizer <file.model>', 'a SentencePiece model to use instead of training one on the training split')
-    .option('--vocab-size <n>', 'vocabulary of the tokenizer trained here (default: per preset)', int(16))
+    .option('--vocab-size <n>', 'vocabulary of the tokenizer trained here (default: per preset, or fewer pieces if the corpus supports no more)', int(16))
     .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', int(1))
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', int(1), 500)
     .option('--keep <n>', 'checkpoints to keep, besides the best', int(1), 5)
@@ -166,7 +169,7 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void)
     clipNorm: (o['clipNorm'] as number | undefined) ?? null,
     seed: o['seed'] as number,
     backend,
-    workers: (o['workers'] as number | undefined) ?? Math.max(1, Math.min(availableParallelism(), 4)),
+    workers: (o['workers'] as number | undefined) ?? Math.max(1, Math.min(availableParallelism(), MAX_DEFAULT_WORKERS)),
     tokenizer: (o['tokenizer'] as string | undefined) ?? null,
     vocabSize: (o['vocabSize'] as number | undefined) ?? recipe.vocabSize,
     vocabSizeExplicit: o['vocabSize'] !== undefined,
