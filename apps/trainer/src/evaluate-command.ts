@@ -9,12 +9,15 @@ import {
   readGenerationConfig,
   SafetensorsError,
   TOKENIZER_FILE,
+  type GenerationConfig,
+  type SearchStrategy,
+  type Transformer,
 } from '@hanmadi/model';
 import { ModelFileError, Tokenizer } from '@hanmadi/tokenizer';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import writeFileAtomic from 'write-file-atomic';
-import { formatReplyMeasures, replyMeasures } from './metrics/replies.js';
-import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeReply } from './probe.js';
+import { formatReplyMeasures, replyMeasures, type ReplyMeasures } from './metrics/replies.js';
+import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeDecoding, type ProbeReply } from './probe.js';
 import { validate, validationHalves } from './validation.js';
 
 const SPLITS = ['all', 'valid', 'selection', 'report'] as const;
@@ -33,6 +36,51 @@ interface EvaluateOptions {
   strategies: string;
   decoding: string;
   backend?: string;
+  json: boolean;
+}
+
+/** `--data`'s figures; a figure of no decoded pair is NaN (null in JSON). */
+export interface PairsReport {
+  file: string;
+  split: Split;
+  /** The seed of the trainer's split; used only when `split` is not 'all'. */
+  seed: number;
+  pairs: number;
+  /** Cross-entropy per target token, nats. */
+  loss: number;
+  perplexity: number;
+  /** sacreBLEU 13a of greedy replies to the first `decoded` pairs. */
+  bleu: number;
+  chrf: number;
+  decoded: number;
+  /** Replies' length over the references', in characters. */
+  lengthRatio: number;
+}
+
+/** One strategy and decoding over every prompt: the reply measures and the first --show replies. */
+export interface ProbeRun extends ReplyMeasures {
+  strategy: SearchStrategy;
+  decoding: ProbeDecoding;
+  shown: ProbeReply[];
+}
+
+/** `--prompts`'s figures, one run per decoding and strategy, in the order they were decoded. */
+export interface PromptsReport {
+  file: string;
+  promptLines: string | null;
+  /** Prompts read (each run's `count` is its replies, one a prompt). */
+  count: number;
+  maxNewTokens: number;
+  generationConfig: GenerationConfig;
+  runs: ProbeRun[];
+  output: string | null;
+}
+
+/** What `--json` prints: the sections of the flags given, absent otherwise. */
+export interface EvaluateReport {
+  model: string;
+  data?: PairsReport;
+  prompts?: PromptsReport;
 }
 
 /**
@@ -40,7 +88,8 @@ interface EvaluateOptions {
  * --data, loss, perplexity, BLEU and chrF on a corpus (or one side of the
  * training split); with --prompts, the replies to a prompt file, measured
  * for what makes a chatbot dull or broken (repeats, runs to the limit,
- * one reply for everything, copies of the prompt).
+ * one reply for everything, copies of the prompt). With --json, the same
+ * figures as one JSON object (EvaluateReport) and nothing else on stdout.
  */
 export async function runEvaluateCli(argv: string[], out: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   const program = new Command('pnpm evaluate')
@@ -55,10 +104,11 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
     .option('--prompts <file>', 'one prompt a line: replies measured for variety and degeneration')
     .option('--prompt-lines <from-to>', 'only these lines of --prompts, e.g. 51-100')
     .option('--output <file.jsonl>', 'write every reply to --prompts here, one JSON object a line')
-    .option('--show <n>', 'print the replies to the first n prompts', (v) => integer(v, '--show'), 0)
+    .option('--show <n>', 'print the replies to the first n prompts (with --json: each run\'s "shown")', (v) => integer(v, '--show'), 0)
     .option('--strategies <list>', 'search strategies for --prompts: greedy, beam, sample', 'greedy,beam')
     .option('--decoding <list>', "none (the search alone), defaults (with the model's generation_config.json)", 'none,defaults')
-    .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu');
+    .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu')
+    .option('--json', 'print every figure as one JSON object on stdout instead of the text report', false);
   try {
     program.parse(argv, { from: 'user' });
     const o = program.opts<EvaluateOptions>();
@@ -72,37 +122,36 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
     const { model, dir } = await loadModel(o.model);
     try {
       const tokenizer = await Tokenizer.load(join(dir.dir, TOKENIZER_FILE));
+      // In --json mode nothing is printed until the one object at the end.
+      const text = o.json ? () => {} : out;
+      const report: EvaluateReport = { model: dir.dir };
       if (o.data !== undefined) {
-        const seed = o.seed ?? trainingSeed(dir.config.training);
-        const pairs = pick((await readPairs(o.data)).pairs, o.split as Split, seed);
-        const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
-        const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
-        out(`pairs:      ${pairs.length}${o.split === 'all' ? '' : ` (the ${o.split} ${o.split === 'valid' ? 'split' : 'half of the validation split'}, seed ${seed})`}`);
-        out(`loss:       ${r.loss.toFixed(4)} (cross-entropy per target token, nats)`);
-        out(`perplexity: ${r.perplexity.toFixed(2)}`);
-        out(`BLEU:       ${r.bleu.toFixed(2)} (sacreBLEU 13a, greedy replies to ${r.decoded} pairs)`);
-        out(`chrF:       ${r.chrf.toFixed(2)} (replies ${r.lengthRatio.toFixed(2)}× the references' length in characters)`);
+        report.data = await evaluatePairs(model, tokenizer, o.data, o.split as Split, o.seed ?? trainingSeed(dir.config.training), samples);
+        for (const line of formatPairsReport(report.data)) text(line);
       }
       if (o.prompts !== undefined) {
         const prompts = await readProbePrompts(o.prompts, o.promptLines);
         const config = await readGenerationConfig(dir.dir);
+        const section: PromptsReport = { file: o.prompts, promptLines: o.promptLines ?? null, count: prompts.length, maxNewTokens: PROBE_MAX_NEW_TOKENS, generationConfig: config, runs: [], output: o.output ?? null };
         const all: ProbeReply[] = [];
-        out(`${prompts.length} prompts from ${o.prompts}${o.promptLines ? ` (lines ${o.promptLines})` : ''}, at most ${PROBE_MAX_NEW_TOKENS} new tokens; defaults: ${JSON.stringify(config)}`);
+        text(`${prompts.length} prompts from ${o.prompts}${o.promptLines ? ` (lines ${o.promptLines})` : ''}, at most ${PROBE_MAX_NEW_TOKENS} new tokens; defaults: ${JSON.stringify(config)}`);
         for (const decoding of decodings) {
           for (const strategy of strategies) {
             const replies = probeReplies(model, tokenizer, prompts, strategy, decoding, config);
             all.push(...replies);
-            out('');
-            out(`${strategy}, ${decoding === 'none' ? 'no logits processors' : 'generation_config.json defaults'}:`);
-            for (const line of formatReplyMeasures(replyMeasures(replies))) out(`  ${line}`);
-            for (const r of replies.slice(0, o.show)) out(`  ${r.prompt} → ${r.reply}${r.finishReason === 'length' ? ' …' : ''}`);
+            const run: ProbeRun = { strategy, decoding, ...replyMeasures(replies), shown: replies.slice(0, o.show) };
+            section.runs.push(run);
+            text('');
+            for (const line of formatProbeRun(run)) text(line);
           }
         }
         if (o.output !== undefined) {
           await writeFileAtomic(o.output, all.map((r) => `${JSON.stringify(r)}\n`).join(''));
-          out(`\nreplies written to ${o.output}`);
+          text(`\nreplies written to ${o.output}`);
         }
+        report.prompts = section;
       }
+      if (o.json) out(JSON.stringify(report, null, 2));
       return 0;
     } finally {
       model.dispose();
@@ -116,6 +165,34 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
     }
     throw error;
   }
+}
+
+/** Loss, perplexity, BLEU and chrF on the pairs of `file` (one side of the trainer's split unless `split` is 'all'). */
+async function evaluatePairs(model: Transformer, tokenizer: Tokenizer, file: string, split: Split, seed: number, samples: number): Promise<PairsReport> {
+  const pairs = pick((await readPairs(file)).pairs, split, seed);
+  const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
+  const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
+  return { file, split, seed, pairs: pairs.length, loss: r.loss, perplexity: r.perplexity, bleu: r.bleu, chrf: r.chrf, decoded: r.decoded, lengthRatio: r.lengthRatio };
+}
+
+/** The text report of --data. */
+function formatPairsReport(r: PairsReport): string[] {
+  return [
+    `pairs:      ${r.pairs}${r.split === 'all' ? '' : ` (the ${r.split} ${r.split === 'valid' ? 'split' : 'half of the validation split'}, seed ${r.seed})`}`,
+    `loss:       ${r.loss.toFixed(4)} (cross-entropy per target token, nats)`,
+    `perplexity: ${r.perplexity.toFixed(2)}`,
+    `BLEU:       ${r.bleu.toFixed(2)} (sacreBLEU 13a, greedy replies to ${r.decoded} pairs)`,
+    `chrF:       ${r.chrf.toFixed(2)} (replies ${r.lengthRatio.toFixed(2)}× the references' length in characters)`,
+  ];
+}
+
+/** The text report of one probe run: a heading, its measures, the replies shown. */
+function formatProbeRun(run: ProbeRun): string[] {
+  return [
+    `${run.strategy}, ${run.decoding === 'none' ? 'no logits processors' : 'generation_config.json defaults'}:`,
+    ...formatReplyMeasures(run).map((line) => `  ${line}`),
+    ...run.shown.map((r) => `  ${r.prompt} → ${r.reply}${r.finishReason === 'length' ? ' …' : ''}`),
+  ];
 }
 
 /** The pairs of one side of the trainer's split: the same de-duplication, hash and seed as `pnpm train`. */

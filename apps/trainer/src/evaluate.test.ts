@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { BUNDLED_CORPUS, dedupePairs, readPairs, splitPairs } from '@hanmadi/corpus';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { runEvaluateCli } from './evaluate-command.js';
+import { runEvaluateCli, type EvaluateReport } from './evaluate-command.js';
 import { parseTrainArgs } from './settings.js';
 import { train } from './train.js';
 import { validationHalves } from './validation.js';
@@ -66,6 +68,55 @@ describe('pnpm evaluate', () => {
     expect(rows[11]).toMatchObject({ prompt: '오늘 뭐 해?', strategy: 'beam', decoding: 'defaults' });
     for (const r of rows) expect(r['tokens']).toBeLessThanOrEqual(32);
   });
+
+  it('--json prints one JSON object, alone on stdout, with every figure of the text report', async () => {
+    const prompts = join(root, 'json-prompts.txt');
+    writeFileSync(prompts, '안녕\n배고파\n오늘 뭐 해?\n심심해\n');
+    const output = join(root, 'json-replies.jsonl');
+    const argv = ['--model', out, '--data', BUNDLED_CORPUS, '--split', 'valid', '--samples', '10', '--prompts', prompts, '--strategies', 'greedy,sample', '--show', '1'];
+    const text = await evaluate(argv);
+    expect(text.code).toBe(0);
+    // A process of its own, so that anything else written to stdout would break the parse.
+    const script = "const { runEvaluateCli } = await import('./apps/trainer/src/evaluate-command.ts'); process.exitCode = await runEvaluateCli(JSON.parse(process.env.EVALUATE_ARGV));";
+    const env = { ...process.env, EVALUATE_ARGV: JSON.stringify([...argv, '--output', output, '--json']) };
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../../..'), env });
+    const report = JSON.parse(stdout) as EvaluateReport;
+
+    const d = report.data!;
+    expect(d).toMatchObject({ file: BUNDLED_CORPUS, split: 'valid', seed: 1, decoded: 10 });
+    const value = (label: string) => text.lines.find((l) => l.startsWith(label))!.split(/\s+/u)[1];
+    expect(text.lines[0]).toBe(`pairs:      ${d.pairs} (the valid split, seed 1)`);
+    expect(value('loss:')).toBe(d.loss.toFixed(4));
+    expect(value('perplexity:')).toBe(d.perplexity.toFixed(2));
+    expect(value('BLEU:')).toBe(d.bleu.toFixed(2));
+    expect(value('chrF:')).toBe(d.chrf.toFixed(2));
+    expect(text.lines).toContain(`chrF:       ${d.chrf.toFixed(2)} (replies ${d.lengthRatio.toFixed(2)}× the references' length in characters)`);
+
+    const p = report.prompts!;
+    expect(p).toMatchObject({ file: prompts, promptLines: null, count: 4, maxNewTokens: 32, output });
+    expect(text.lines).toContain(`4 prompts from ${prompts}, at most 32 new tokens; defaults: ${JSON.stringify(p.generationConfig)}`);
+    expect(p.runs.map((r) => `${r.strategy}/${r.decoding}`)).toEqual(['greedy/none', 'sample/none', 'greedy/defaults', 'sample/defaults']);
+    const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+    for (const r of p.runs) {
+      const at = text.lines.indexOf(`${r.strategy}, ${r.decoding === 'none' ? 'no logits processors' : 'generation_config.json defaults'}:`);
+      const printed = Object.fromEntries(text.lines.slice(at + 1, at + 11).map((l) => /^ {2}([^:]+): +(.*)$/u.exec(l)!.slice(1, 3)));
+      expect(printed).toEqual({
+        replies: String(r.count),
+        'distinct replies': percent(r.distinctRatio),
+        'ended by EOS': percent(r.eosShare),
+        'hit length limit': percent(r.lengthLimitShare),
+        'word repeated 3x': percent(r.repeatShare),
+        degenerate: percent(r.degenerateShare),
+        'mean length': `${r.meanLength.toFixed(1)} tokens, ${r.meanCharacters.toFixed(1)} characters`,
+        'copies prompt': percent(r.copyShare),
+        'top reply': `${percent(r.topReplyShare)} ${JSON.stringify(r.topReply)}`,
+        'distinct-2': percent(r.distinct2),
+      });
+      expect(r.shown).toHaveLength(1);
+      expect(text.lines[at + 11]).toBe(`  안녕 → ${r.shown[0]!.reply}${r.shown[0]!.finishReason === 'length' ? ' …' : ''}`);
+    }
+    expect(readFileSync(output, 'utf8').trim().split('\n')).toHaveLength(16);
+  }, 60_000);
 
   it('names what is wrong with its arguments or the model', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hanmadi-eval-'));
