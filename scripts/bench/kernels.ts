@@ -7,10 +7,9 @@
  * step is mostly matrix products, which the times show. Last, per row, the
  * encoder and a decoding step with 1, 8 and 32 rows together and their
  * products' share: the most batching can gain on this backend.
- * Flags: --repeat N (default 20), --wasm-threads N (1).
  */
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
+import { Command } from 'commander';
 import { disposeBatch, initBackend, makeBatch, parseWasmThreads, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
 import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
 import { median, printTable } from './table.js';
@@ -42,11 +41,24 @@ async function kernelsOf(f: () => void): Promise<Launch[]> {
   return info.kernels.map((k) => ({ name: k.name, ms: typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0, shapes: JSON.stringify(k.inputShapes) }));
 }
 
-export async function benchKernels(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { repeat: { type: 'string', default: '20' }, 'wasm-threads': { type: 'string', default: '1' } } });
-  const repeat = Number(values.repeat);
+interface KernelsOptions {
+  repeat: string;
+  wasmThreads: string;
+}
+
+export function kernelsCommand(): Command {
+  return new Command('kernels')
+    .description('kernels launched per training step and per cached decoding step of the tutorial preset on wasm, with their times; then per-row costs of batched decoding')
+    .option('--repeat <n>', 'timed repetitions of each measurement (decoding replies: twice as many)', '20')
+    .option('--wasm-threads <n>', 'threads of the wasm backend', '1')
+    .addHelpText('after', '\nKERNEL_DETAIL=1 also lists the costliest non-product kernels of a training step by shape; KERNEL_DETAIL=all lists products too.')
+    .action((_, command: Command) => benchKernels(command.opts<KernelsOptions>()));
+}
+
+export async function benchKernels(options: KernelsOptions): Promise<void> {
+  const repeat = Number(options.repeat);
   let backendLine = '';
-  await initBackend('wasm', (line) => (backendLine = line), { wasmThreads: parseWasmThreads(values['wasm-threads'], '--wasm-threads') });
+  await initBackend('wasm', (line) => (backendLine = line), { wasmThreads: parseWasmThreads(options.wasmThreads, '--wasm-threads') });
   console.log(backendLine);
   const config = presetConfig('tutorial', { vocabSize: 8000 });
   const model = new Transformer(config, 1);

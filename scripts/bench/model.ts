@@ -4,10 +4,9 @@
  * batch's longest), on each available backend, and greedy decoding latency at
  * batch 1 with and without the cache — each printed beside the PyTorch
  * reference measured right before it, with the ratio.
- * Flags: --steps N (default 30), --backends wasm,cpu[,webgpu], --no-reference.
  */
-import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
+import { Command } from 'commander';
 import {
   Adam,
   DataParallelTrainer,
@@ -124,14 +123,25 @@ function ratio(ours: number, theirs: number | undefined): string {
   return theirs === undefined ? '–' : `${(ours / theirs).toFixed(2)}×`;
 }
 
-export async function benchModel(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { steps: { type: 'string', default: '30' }, backends: { type: 'string', default: 'wasm,cpu' }, 'no-reference': { type: 'boolean', default: false } },
-  });
-  const steps = Number(values.steps);
-  const backends = values.backends.split(',').map((b) => b.trim()) as BackendName[];
-  const withReference = !values['no-reference'] && referenceAvailable();
+interface ModelOptions {
+  steps: string;
+  backends: string;
+  reference: boolean;
+}
+
+export function modelCommand(): Command {
+  return new Command('model')
+    .description('training steps/s and target tokens/s of the tutorial preset on ChatbotData on each backend, and greedy decoding latency with and without the cache, beside PyTorch')
+    .option('--steps <n>', 'timed training steps after 3 warm-up steps (the cpu backend runs at most 2, webgpu at most 3)', '30')
+    .option('--backends <list>', 'comma-separated backends to train on: wasm, cpu, webgpu', 'wasm,cpu')
+    .option('--no-reference', 'skip the PyTorch reference (../shared/anchors/torch-cpu)')
+    .action((_, command: Command) => benchModel(command.opts<ModelOptions>()));
+}
+
+export async function benchModel(options: ModelOptions): Promise<void> {
+  const steps = Number(options.steps);
+  const backends = options.backends.split(',').map((b) => b.trim()) as BackendName[];
+  const withReference = options.reference && referenceAvailable();
 
   let refTraining: ReferenceTraining | undefined;
   let refDecoding: ReferenceDecoding | undefined;

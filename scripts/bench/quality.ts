@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Command } from 'commander';
 import { ANCHOR_DIR } from './reference.js';
 import { printTable } from './table.js';
 
@@ -47,12 +48,22 @@ function firstBelow(curve: readonly Point[], perplexity: number): Point | undefi
   return curve.find((p) => p.perplexity <= perplexity);
 }
 
-export async function benchQuality(argv: string[]): Promise<void> {
-  const at = argv.indexOf('--metrics');
-  if (at < 0 || argv[at + 1] === undefined) throw new Error('usage: pnpm bench quality --metrics <run-dir>/metrics.jsonl [--perplexity 100,60,45,40]');
-  const file = argv[at + 1]!;
-  const p = argv.indexOf('--perplexity');
-  const thresholds = (p >= 0 ? argv[p + 1]! : '100,60,45,40').split(',').map(Number);
+interface QualityOptions {
+  metrics: string;
+  perplexity: string;
+}
+
+export function qualityCommand(): Command {
+  return new Command('quality')
+    .description("training time to each validation perplexity of a run, beside the PyTorch reference's recorded 8-minute run")
+    .requiredOption('--metrics <file>', "a run's metrics.jsonl (<run-dir>/metrics.jsonl)")
+    .option('--perplexity <list>', 'comma-separated validation perplexities to time', '100,60,45,40')
+    .action((_, command: Command) => benchQuality(command.opts<QualityOptions>()));
+}
+
+export async function benchQuality(options: QualityOptions): Promise<void> {
+  const file = options.metrics;
+  const thresholds = options.perplexity.split(',').map(Number);
   const ours = runCurve(readFileSync(file, 'utf8'));
   const theirs = referenceCurve();
   const cell = (point: Point | undefined) => (point ? `${(point.trainSeconds / 60).toFixed(1)} min (step ${point.step}, ${point.perplexity.toFixed(1)})` : 'not reached');

@@ -21,19 +21,14 @@
  * loopback only) running in a worker thread of this process, so that the
  * load generator's event loop is not blocked by decoding; each server is
  * closed and its thread ended (the model freed) before the next starts.
- *
- * Flags: --model <run-dir> (default runs/tutorial-ref), --backend (wasm), --wasm-threads (1; each server's and the model part's),
- * --duration S (12), --rounds N (6), --warmup S (2), --requests N (50), --clients 1,8,32,
- * --max-batch (32), --max-wait-ms (0), --only latency|throughput|model,
- * --no-reference, --recorded-reference.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import autocannon from 'autocannon';
+import { Command, Option } from 'commander';
 import { BUNDLED_CORPUS, readPairs, referenceCorpusPath, REPO_ROOT, splitPairs } from '@hanmadi/corpus';
 import { median, printTable } from './table.js';
 import { ANCHOR_DIR, referenceAvailable, runReferenceDecoding, runReferenceGreedySteps, runReferenceTraining, type ReferenceDecoding } from './reference.js';
@@ -521,34 +516,50 @@ function positiveNumber(value: string, flag: string): number {
   return n;
 }
 
-export async function benchServe(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      backend: { type: 'string', default: 'wasm' },
-      'wasm-threads': { type: 'string', default: '1' },
-      duration: { type: 'string', default: '12' },
-      warmup: { type: 'string', default: '2' },
-      requests: { type: 'string', default: '50' },
-      clients: { type: 'string', default: '1,8,32' },
-      rounds: { type: 'string', default: '6' },
-      'max-batch': { type: 'string', default: '32' },
-      'max-wait-ms': { type: 'string', default: '0' },
-      only: { type: 'string' },
-      'no-reference': { type: 'boolean', default: false },
-      'recorded-reference': { type: 'boolean', default: false },
-    },
-  });
+interface ServeOptions {
+  model?: string;
+  backend: string;
+  wasmThreads: string;
+  duration: string;
+  warmup: string;
+  requests: string;
+  clients: string;
+  rounds: string;
+  maxBatch: string;
+  maxWaitMs: string;
+  only?: 'latency' | 'throughput' | 'model';
+  reference: boolean;
+  recordedReference: boolean;
+}
+
+export function serveCommand(): Command {
+  return new Command('serve')
+    .description('the chat service under load: latency of one reply beside PyTorch, throughput with batching on and off, and the model alone without HTTP')
+    .option('--model <run-dir>', `a tutorial-preset run directory (default: ${DEFAULT_MODEL})`)
+    .option('--backend <name>', "the servers' backend", 'wasm')
+    .option('--wasm-threads <n>', "threads of each server's wasm backend, and of the model-alone part's", '1')
+    .option('--duration <s>', 'seconds of load per client count and server (throughput; model alone: per mode)', '12')
+    .option('--warmup <s>', 'seconds of warm-up load per server before the throughput rounds, and per mode before the model-alone ones', '2')
+    .option('--requests <n>', 'requests per latency case and server', '50')
+    .option('--clients <list>', 'comma-separated concurrent client counts for throughput; the largest is the model-alone callers', '1,8,32')
+    .option('--rounds <n>', 'alternating rounds of batching on and off the measurements are split into', '6')
+    .option('--max-batch <n>', "the batching server's maxBatch", '32')
+    .option('--max-wait-ms <ms>', "the batching server's maxWaitMs", '0')
+    .addOption(new Option('--only <part>', 'measure one part only').choices(['latency', 'throughput', 'model']))
+    .option('--no-reference', 'no PyTorch figures at all')
+    .option('--recorded-reference', "PyTorch's recorded figures instead of running it now")
+    .action((_, command: Command) => benchServe(command.opts<ServeOptions>()));
+}
+
+export async function benchServe(values: ServeOptions): Promise<void> {
   const duration = positiveNumber(values.duration, '--duration');
   const warmup = Number(values.warmup);
   const requests = Math.round(positiveNumber(values.requests, '--requests'));
   const clients = values.clients.split(',').map((c) => Math.round(positiveNumber(c.trim(), '--clients')));
   const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
-  const maxBatch = Math.round(positiveNumber(values['max-batch'], '--max-batch'));
-  const maxWaitMs = Number(values['max-wait-ms']);
-  const wasmThreads = (await import('@hanmadi/model')).parseWasmThreads(values['wasm-threads'], '--wasm-threads');
-  if (values.only !== undefined && !['latency', 'throughput', 'model'].includes(values.only)) throw new Error(`--only: expected latency, throughput or model, got "${values.only}"`);
+  const maxBatch = Math.round(positiveNumber(values.maxBatch, '--max-batch'));
+  const maxWaitMs = Number(values.maxWaitMs);
+  const wasmThreads = (await import('@hanmadi/model')).parseWasmThreads(values.wasmThreads, '--wasm-threads');
   const doLatency = values.only === undefined || values.only === 'latency';
   const doThroughput = values.only === undefined || values.only === 'throughput';
   const doModel = values.only === undefined || values.only === 'model';
@@ -556,12 +567,9 @@ export async function benchServe(argv: string[]): Promise<void> {
   // pnpm runs the script from the repository root; a relative --model is read from where pnpm was called.
   const modelDir = values.model !== undefined ? resolve(process.env['INIT_CWD'] ?? process.cwd(), values.model) : join(REPO_ROOT, DEFAULT_MODEL);
   if (!existsSync(join(modelDir, 'config.json'))) {
-    console.error(`no run directory at ${modelDir}.`);
-    console.error('This benchmark serves a tutorial-preset model trained on ChatbotData (the README\'s reference run, about 20 minutes here):\n');
-    console.error(`  ${REFERENCE_RUN_COMMAND}\n`);
-    console.error('or pass --model <run-dir>.');
-    process.exitCode = 1;
-    return;
+    throw new Error(
+      `no run directory at ${modelDir}.\nThis benchmark serves a tutorial-preset model trained on ChatbotData (the README's reference run, about 20 minutes here):\n\n  ${REFERENCE_RUN_COMMAND}\n\nor pass --model <run-dir>.`,
+    );
   }
   const preset = readPreset(modelDir);
 
@@ -573,14 +581,14 @@ export async function benchServe(argv: string[]): Promise<void> {
   // The reference first, right before our own figures, as the other benchmarks do.
   let measured: RefFigures | undefined;
   const recorded = recordedReference();
-  if (doLatency && !values['no-reference'] && !values['recorded-reference'] && referenceAvailable()) {
+  if (doLatency && values.reference && !values.recordedReference && referenceAvailable()) {
     try {
       measured = measuredReference();
     } catch (error) {
       console.log(`PyTorch reference failed (${(error as Error).message.split('\n')[0]}); using its recorded figures instead`);
     }
   }
-  const withReference = doLatency && !values['no-reference'];
+  const withReference = doLatency && values.reference;
   // runReferenceDecoding trains PyTorch 20 steps only: its weights do not stop at EOS, so its
   // "natural" replies run to the length limit; the natural rows then take the recorded figures.
   const measuredNatural = measured?.greedyNaturalSteps !== undefined && measured.greedyNaturalSteps <= 20;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSentences, referenceCorpusPath, REPO_ROOT } from '@hanmadi/corpus';
 import { spmAvailable, Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
+import { Command } from 'commander';
 import { median, printTable } from './table.js';
 
 const REPEATS = 3;
@@ -26,6 +27,12 @@ async function timeAsync(fn: () => Promise<unknown> | unknown): Promise<number> 
   const t = performance.now();
   await fn();
   return (performance.now() - t) / 1000;
+}
+
+export function tokenizerCommand(): Command {
+  return new Command('tokenizer')
+    .description("BPE training (vocab 8000) and encoding of ChatbotData's lines, each timed beside the SentencePiece command-line tools (spm_train, spm_encode)")
+    .action(() => benchTokenizer());
 }
 
 export async function benchTokenizer(): Promise<void> {

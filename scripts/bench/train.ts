@@ -4,10 +4,10 @@
  * on the `tutorial` preset and ChatbotData: target tokens per second and the
  * share of this machine's fp32 matmul peak (202 GFLOP/s on 2 cores, measured
  * by the reference's matmul_peak.py), beside the PyTorch reference run right
- * before it. Flags: --steps N (default 40), --workers N, --no-reference.
+ * before it.
  */
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
+import { Command } from 'commander';
 import { initBackend, noamSchedule, presetConfig, Transformer, type Example, type ModelConfig } from '@hanmadi/model';
 import { epochBatches, InProcessEngine, ParallelEngine, type Engine } from '@hanmadi/trainer';
 import { prepareChatbotData } from './chatbot-data.js';
@@ -36,15 +36,26 @@ export function stepFlops(batch: readonly Example[], config: ModelConfig): numbe
   return 3 * 2 * macs;
 }
 
-export async function benchTrain(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { steps: { type: 'string', default: '40' }, workers: { type: 'string' }, 'no-reference': { type: 'boolean', default: false } },
-  });
-  const steps = Number(values.steps);
-  const workers = Number(values.workers ?? Math.min(availableParallelism(), 4));
+interface TrainOptions {
+  steps: string;
+  workers?: string;
+  reference: boolean;
+}
+
+export function trainCommand(): Command {
+  return new Command('train')
+    .description("the trainer's own step on the tutorial preset and ChatbotData: target tokens/s and share of the machine's fp32 matmul peak, beside PyTorch")
+    .option('--steps <n>', 'timed steps after 3 warm-up steps', '40')
+    .option('--workers <n>', 'data-parallel worker threads on wasm; 1 steps in-process (default: one per core, at most 4)')
+    .option('--no-reference', 'skip the PyTorch reference (../shared/anchors/torch-cpu)')
+    .action((_, command: Command) => benchTrain(command.opts<TrainOptions>()));
+}
+
+export async function benchTrain(options: TrainOptions): Promise<void> {
+  const steps = Number(options.steps);
+  const workers = Number(options.workers ?? Math.min(availableParallelism(), 4));
   let reference: ReferenceTraining | undefined;
-  if (!values['no-reference'] && referenceAvailable()) {
+  if (options.reference && referenceAvailable()) {
     console.log('PyTorch reference (../shared/anchors/torch-cpu): training benchmark, 2 threads, 50 steps …');
     reference = runReferenceTraining().result;
   }
