@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { initBackend, resolveGenerateOptions } from '@hanmadi/model';
@@ -18,8 +19,8 @@ async function serve(options: Partial<AppOptions> = {}, batching: Partial<Batchi
   return { app, model };
 }
 
-const chat = (app: FastifyInstance, payload: unknown, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url: '/v1/chat', payload: payload as string, headers: { 'content-type': 'application/json', ...headers } });
+const chat = (app: FastifyInstance, payload: unknown, headers: Record<string, string> = {}, query = '') =>
+  app.inject({ method: 'POST', url: `/v1/chat${query}`, payload: payload as string, headers: { 'content-type': 'application/json', ...headers } });
 
 beforeAll(async () => {
   await initBackend('wasm', () => {});
@@ -72,6 +73,33 @@ describe('health, readiness, models, docs', () => {
     const missing = await app.inject('/nope');
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('not_found');
+  });
+
+  it('sends security headers: a CSP on the page that admits its own inline code only, nosniff on the API', async () => {
+    const { app } = await serve();
+    const page = await app.inject('/');
+    const csp = String(page.headers['content-security-policy']);
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    // Each inline <script> and <style> of the page is admitted by its hash.
+    for (const [, tag, body] of page.body.matchAll(/<(script|style)[^>]*>([\s\S]*?)<\/\1>/g)) {
+      const hash = `'sha256-${createHash('sha256').update(body!).digest('base64')}'`;
+      expect(new RegExp(`${tag}-src [^;]*${hash.replace(/[+/]/g, '\\$&')}`).test(csp), `${tag} ${hash}`).toBe(true);
+    }
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    expect(page.headers['x-content-type-options']).toBe('nosniff');
+    expect(page.headers['referrer-policy']).toBe('no-referrer');
+    for (const res of [await app.inject('/v1/models'), await chat(app, { message: '' })]) {
+      expect(res.headers['content-type']).toMatch(/application\/json/);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
+  it('serves the page with the message limit the server enforces', async () => {
+    const { app } = await serve({ limits: { maxMessageChars: 123, requestTimeoutMs: 30_000 } });
+    const page = (await app.inject('/')).body;
+    expect(page).toMatch(/<input id="message"[^>]* maxlength="123"/);
+    expect(page).not.toContain('maxlength="2000"');
   });
 });
 
@@ -127,14 +155,29 @@ describe('POST /v1/chat', () => {
     ['a sampling option with greedy decoding', { message: '안녕', decoding: { temperature: 0.7 } }, 400, 'decoding.temperature'],
     ['a minimum above the maximum', { message: '안녕', decoding: { minNewTokens: 5, maxNewTokens: 2 } }, 400, 'decoding.minNewTokens'],
     ['a message over the limit', { message: '가'.repeat(501) }, 413, 'message'],
+    ['a length far beyond its limit', { message: '안녕', decoding: { maxNewTokens: 1e308 } }, 400, 'decoding.maxNewTokens'],
+    ['a field named __proto__', '{"message": "안녕", "__proto__": {"admin": true}}', 400, '__proto__'],
+    ['a nested __proto__', '{"message": "안녕", "decoding": {"__proto__": {}}}', 400, 'decoding.__proto__'],
+    ['a constructor prototype', '{"message": "안녕", "constructor": {"prototype": {}}}', 400, 'constructor.prototype'],
   ];
   it.each(bad)('refuses %s, naming the field', async (_what, payload, status, param) => {
-    const res = await chat(app, JSON.stringify(payload));
+    const res = await chat(app, typeof payload === 'string' ? payload : JSON.stringify(payload));
     expect(res.statusCode).toBe(status);
     const { error } = res.json();
     expect(error.param).toBe(param);
     expect(error.message).toContain(param);
     if (status === 413) expect(error.message).toContain('500');
+    // The limit named is the schema's, not zod's safe-integer bound.
+    expect(error.message).not.toContain(String(Number.MAX_SAFE_INTEGER));
+  });
+
+  it('names the real limit of max_tokens on /v1/chat/completions, however far beyond it', async () => {
+    for (const max_tokens of [513, 1e308]) {
+      const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'tiny', messages: [{ role: 'user', content: '안녕' }], max_tokens } });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error).toMatchObject({ param: 'max_tokens', code: 'invalid_value' });
+      expect(res.json().error.message).toMatch(/^max_tokens: .*512/);
+    }
   });
 
   it('accepts a message of exactly the limit', async () => {
@@ -213,6 +256,23 @@ describe('queue, timeout, key, rate limit, logs', () => {
     expect((await chat(app, { message: secret, extra: 1 })).statusCode).toBe(400);
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('')).not.toContain(secret);
+  });
+
+  it('logs request paths without their query strings, which may hold keys', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const { app } = await serve({ logger: pino({ level: 'info' }, sink) });
+    expect((await app.inject('/v1/models?api_key=sk-live-123&token=tok-456')).statusCode).toBe(200);
+    expect((await chat(app, { message: '안녕', decoding: { maxNewTokens: 2 } }, {}, '?access_token=at-789')).statusCode).toBe(200);
+    const log = lines.join('');
+    for (const secret of ['sk-live-123', 'tok-456', 'at-789']) expect(log).not.toContain(secret);
+    expect(log).toContain('"url":"/v1/models?api_key=[Redacted]&token=[Redacted]"');
+    expect(log).toContain('"url":"/v1/chat?access_token=[Redacted]"');
   });
 });
 

@@ -8,10 +8,15 @@ import { chatPlugin } from './plugins/chat.js';
 import { docsPlugin } from './plugins/docs.js';
 import { ApiError, errorsPlugin } from './plugins/errors.js';
 import { healthPlugin } from './plugins/health.js';
+import { jsonBodyPlugin } from './plugins/json-body.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { openAiPlugin } from './plugins/openai.js';
+import { securityHeadersPlugin } from './plugins/security-headers.js';
 import { webPlugin } from './plugins/web.js';
-import { DEFAULT_LIMITS, type ReplyLimits } from './replying.js';
+import { DEFAULT_LIMITS, shuttingDownError, type ReplyLimits } from './replying.js';
+import { requestLogValue } from './request-log.js';
+
+const HEALTH_ROUTES = new Set(['/healthz', '/readyz']);
 
 export interface AppOptions {
   model: ChatModel;
@@ -35,13 +40,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { model } = options;
   const limits = options.limits ?? DEFAULT_LIMITS;
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger as FastifyBaseLogger } : { logger: false }),
+    // Request log lines without query values: clients put keys there (?api_key=…).
+    ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: { req: requestLogValue } }) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     // Streams and slow replies end on our own timeout (504), not a socket cut.
     requestTimeout: limits.requestTimeoutMs + 5_000,
+    // Fastify's own 503 while closing has neither our error shape nor Retry-After; the hook below answers instead.
+    return503OnClosing: false,
   });
-  // Fastify parses text/plain by default; this API takes JSON only (415 otherwise).
-  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -52,17 +58,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('preClose', async () => {
     closing = true;
   });
+  // Requests still arriving on open connections are refused; the health probes answer, /readyz with "closing".
+  app.addHook('onRequest', async (request) => {
+    if (closing && !HEALTH_ROUTES.has(request.routeOptions.url ?? '')) throw shuttingDownError();
+  });
   // A keep-alive connection that finishes its last request during shutdown
   // would hold close() open until the keep-alive timeout (72 s).
   app.addHook('onSend', async (_request, reply) => {
     if (closing) void reply.header('connection', 'close');
   });
 
+  await app.register(securityHeadersPlugin);
   await app.register(errorsPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(docsPlugin, { version: options.version ?? '0.1.0', bearer: Boolean(options.apiKey) });
   await app.register(metricsPlugin, { model });
   await app.register(healthPlugin, { model, isClosing });
-  await app.register(webPlugin, { modelId: model.id });
+  await app.register(webPlugin, { modelId: model.id, maxMessageChars: limits.maxMessageChars });
   await app.register(async (v1) => {
     if (options.rateLimitPerMinute) {
       await v1.register(rateLimit, {

@@ -73,9 +73,14 @@ export function resolveDecoding(request: GenerateOptions, config: GenerationConf
   }
 }
 
+/** The refusal of a request that comes while the server is shutting down. */
+export function shuttingDownError(): ApiError {
+  return new ApiError(503, 'the server is shutting down', null, 'shutting_down', { 'retry-after': RETRY_AFTER_S });
+}
+
 /** Refuses chat requests while the model is warming up or the server is closing. */
 export function assertReady(model: ChatModel, closing: boolean): void {
-  if (closing) throw new ApiError(503, 'the server is shutting down', null, 'shutting_down', { 'retry-after': RETRY_AFTER_S });
+  if (closing) throw shuttingDownError();
   if (!model.isReady) throw new ApiError(503, 'the model is still loading', null, 'not_ready', { 'retry-after': RETRY_AFTER_S });
 }
 
@@ -113,7 +118,7 @@ export async function replyFor(
     if (error instanceof QueueFullError) {
       throw new ApiError(503, 'too many requests are waiting; try again shortly', null, 'queue_full', { 'retry-after': RETRY_AFTER_S });
     }
-    if (error instanceof BatcherClosedError) throw new ApiError(503, 'the server is shutting down', null, 'shutting_down', { 'retry-after': RETRY_AFTER_S });
+    if (error instanceof BatcherClosedError) throw shuttingDownError();
     if (controller.signal.aborted && controller.signal.reason instanceof TimeoutError) throw new ApiError(504, controller.signal.reason.message, null, 'timeout');
     if (controller.signal.aborted) throw new ApiError(499, 'the client closed the connection', null, 'client_closed');
     if (error instanceof RangeError) throw new ApiError(400, `decoding: ${error.message}`, 'decoding', 'invalid_value');

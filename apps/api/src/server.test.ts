@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@hanmadi/model';
@@ -114,6 +115,48 @@ describe('the OpenAI-compatible endpoint, through the official openai client', (
     const ask = () => client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '안녕' }], temperature: 1.3, seed: 11, max_tokens: 8 });
     const [a, b] = [await ask(), await ask()];
     expect(a.choices[0]!.message.content).toBe(b.choices[0]!.message.content);
+  });
+});
+
+describe('shutting down', () => {
+  /** Sends the rest of a request begun on `socket` and reads the whole response (the server closes the connection). */
+  async function finish(socket: Socket, rest: string): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+    let raw = '';
+    socket.on('data', (d: Buffer) => (raw += d.toString()));
+    socket.write(rest);
+    await once(socket, 'close');
+    const [head = '', body = ''] = raw.split('\r\n\r\n');
+    const [statusLine = '', ...lines] = head.split('\r\n');
+    const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    return { status: Number(statusLine.split(' ')[1]), headers, body };
+  }
+
+  it('finishes requests in flight and refuses later ones in the API error shape, with Retry-After', async () => {
+    // A long batching window keeps the first request in flight while close() begins.
+    const closing = await startServer(testServeSettings(run.dir, { maxWaitMs: 1500 }), pino({ level: 'silent' }));
+    await closing.ready;
+    const { port } = new URL(closing.url);
+    const inFlight = fetch(`${closing.url}v1/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: '안녕' }) });
+    // Requests begun before close() but complete only after it: their connections are busy, so close() keeps them open.
+    const late = connect(Number(port), '127.0.0.1');
+    const probe = connect(Number(port), '127.0.0.1');
+    await Promise.all([once(late, 'connect'), once(probe, 'connect')]);
+    late.write('GET /v1/models HTTP/1.1\r\nHost: localhost\r\n');
+    probe.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n');
+    await new Promise((r) => setTimeout(r, 300));
+    const closed = closing.close();
+    await new Promise((r) => setTimeout(r, 50));
+    const [refused, ready] = await Promise.all([finish(late, '\r\n'), finish(probe, '\r\n')]);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.headers['connection']).toBe('close');
+    expect(JSON.parse(refused.body)).toEqual({ error: { message: 'the server is shutting down', type: 'server_error', param: null, code: 'shutting_down' } });
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toEqual({ status: 'closing', model: 'tiny' });
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(typeof ((await res.json()) as { reply: string }).reply).toBe('string');
+    await closed;
   });
 });
 

@@ -36,7 +36,21 @@ interface ValidationIssue {
   keyword: string;
   instancePath: string;
   message?: string;
-  params: { keys?: readonly string[] };
+  params: { keys?: readonly string[]; maximum?: number | bigint; minimum?: number | bigint };
+}
+
+/**
+ * The issue to report: the first, or, when its field broke several bounds of
+ * the same kind, the tightest of them — 1e308 breaks zod's safe-integer bound
+ * before the schema's `.max(512)`, and the client needs to hear 512.
+ */
+function reportedIssue(issues: readonly ValidationIssue[]): ValidationIssue {
+  const first = issues[0]!;
+  const bound = first.keyword === 'too_big' ? 'maximum' : first.keyword === 'too_small' ? 'minimum' : undefined;
+  if (!bound) return first;
+  const same = issues.filter((issue) => issue.keyword === first.keyword && issue.instancePath === first.instancePath && issue.params[bound] !== undefined);
+  const tighter = (a: ValidationIssue, b: ValidationIssue) => (bound === 'maximum' ? b.params.maximum! < a.params.maximum! : b.params.minimum! > a.params.minimum!);
+  return same.reduce((a, b) => (tighter(a, b) ? b : a), first);
 }
 
 /** "decoding.temperature" from a validation issue; an unknown key is named itself. */
@@ -48,22 +62,16 @@ function issueParam(root: string, issue: ValidationIssue): string {
   return named.length > 0 ? named.join('.') : root;
 }
 
-/** Fastify's own client errors, mapped to messages that say what to fix. */
+/** Fastify's own client errors, mapped to messages that say what to fix (JSON syntax: plugins/json-body.ts). */
 function frameworkError(error: FastifyError): ApiError | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new ApiError(415, 'the request body must be JSON (Content-Type: application/json)', null, 'unsupported_media_type');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError(413, error.message, null, 'body_too_large');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError(400, 'the request body is empty; send a JSON object', null, 'invalid_json');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ApiError(400, `the request body is not valid JSON: ${error.message}`, null, 'invalid_json');
     default:
       break;
   }
-  // The JSON parser's SyntaxError carries statusCode 400 and no code.
-  if (error instanceof SyntaxError && error.statusCode === 400) return new ApiError(400, `the request body is not valid JSON: ${error.message}`, null, 'invalid_json');
   return undefined;
 }
 
@@ -73,7 +81,7 @@ const errorsPluginBody: FastifyPluginAsync = async (app) => {
     let apiError: ApiError;
     if (error instanceof ApiError) apiError = error;
     else if (hasZodFastifySchemaValidationErrors(error)) {
-      const issue = error.validation[0] as unknown as ValidationIssue;
+      const issue = reportedIssue(error.validation as unknown as ValidationIssue[]);
       const param = issueParam(error.validationContext ?? 'body', issue);
       apiError = new ApiError(400, `${param}: ${issue.message ?? 'invalid'}`, param, 'invalid_value');
     } else {
