@@ -10,7 +10,7 @@
 # carries the repository's base model read-only at
 # /opt/hanmadi/models/hanmadi-base, and by default fine-tunes it on the bundled
 # corpus into /models/hanmadi, as `pnpm start` does. Arguments replace that and
-# go to the trainer (`pnpm train --help`). HANMADI_BACKEND=tensorflow makes a
+# go to `hanmadi train`, the command `pnpm train` runs (`pnpm train --help`). HANMADI_BACKEND=tensorflow makes a
 # missing GPU library an error instead of a silent fall-back to the CPU; pass
 # `--backend wasm` to train without a GPU. scripts/docker/*.test.ts runs this
 # file's deploy command and entrypoint without Docker (and without a GPU).
@@ -22,7 +22,7 @@ ARG TFJS_NODE_GPU_VERSION=4.22.0
 
 FROM ${NODE_IMAGE} AS node
 
-# --- build: the trainer, its production dependencies and tfjs-node-gpu ------
+# --- build: the bundled `hanmadi` command, its node_modules and tfjs-node-gpu ---
 FROM node AS build
 ARG PNPM_VERSION
 ARG TFJS_NODE_GPU_VERSION
@@ -37,17 +37,19 @@ RUN npm install --global "pnpm@${PNPM_VERSION}" && npm cache clean --force
 WORKDIR /src
 # The store is filled from the lockfile alone, so this layer survives source edits.
 COPY pnpm-lock.yaml pnpm-workspace.yaml ./
-RUN pnpm fetch --prod
+RUN pnpm fetch
 COPY . .
 # The workspace denies tfjs-node-gpu's install script (it downloads
 # libtensorflow); here it must run. grep fails the build if the entry moved.
 RUN sed -i "s#^\(  '@tensorflow/tfjs-node-gpu'\): false\$#\1: true#" pnpm-workspace.yaml \
  && grep -qx "  '@tensorflow/tfjs-node-gpu': true" pnpm-workspace.yaml
-# tfjs-node-gpu becomes a dependency of the trainer in this image only, so
-# that the deploy below installs it (and runs its install script) with the
-# trainer's locked dependencies. @tensorflow/tfjs-core stays one copy, 4.22.0.
-RUN pnpm --filter @hanmadi/trainer add "@tensorflow/tfjs-node-gpu@${TFJS_NODE_GPU_VERSION}" --lockfile-only
-RUN pnpm --filter @hanmadi/trainer deploy --prod --frozen-lockfile /out
+# tfjs-node-gpu becomes a dependency of the command in this image only, so
+# that the bundle finds it in node_modules beside the rest of TensorFlow.js
+# (@tensorflow/tfjs-core stays one copy, 4.22.0).
+RUN pnpm --filter @hanmadi/cli add "@tensorflow/tfjs-node-gpu@${TFJS_NODE_GPU_VERSION}" --lockfile-only
+# The install's prepare script bundles apps/cli/dist with esbuild (a dev dependency).
+RUN pnpm install --frozen-lockfile
+RUN pnpm --filter @hanmadi/cli deploy --prod --frozen-lockfile /out
 
 # --- runtime: CUDA 11.2 + cuDNN 8 with Node 20 from the official image -------
 # (Node 20's binary needs glibc 2.28 and GLIBCXX 3.4.21; Ubuntu 20.04 has 2.31.)
@@ -66,6 +68,7 @@ COPY --from=build /out /app
 COPY data/hanmadi-qa.csv data/README.md /app/data/
 VOLUME ["/models"]
 USER hanmadi
-ENTRYPOINT ["node", "--import", "tsx", "src/train-cli.ts"]
+# node is PID 1: `docker stop`'s SIGTERM ends the step and writes a checkpoint.
+ENTRYPOINT ["node", "dist/hanmadi.mjs", "train"]
 # The quickstart's fine-tuning (pnpm start): the last checkpoint of 8 epochs.
 CMD ["--init-from", "/opt/hanmadi/models/hanmadi-base", "--data", "data/hanmadi-qa.csv", "--out", "/models/hanmadi", "--epochs", "8", "--average", "1"]

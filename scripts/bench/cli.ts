@@ -2,6 +2,7 @@
  * The `pnpm bench` program: one commander subcommand per benchmark, each
  * parsing its own flags, so that `--help` lists them and runs nothing.
  */
+import { EXIT_USAGE } from '@hanmadi/cli-kit';
 import { Command, CommanderError } from 'commander';
 import { kernelsCommand } from './kernels.js';
 import { modelCommand } from './model.js';
@@ -10,8 +11,7 @@ import { serveCommand } from './serve.js';
 import { tokenizerCommand } from './tokenizer.js';
 import { trainCommand } from './train.js';
 
-/** A usage error (unknown bench, bad flag): 2, as commander-based tools and sysexits-style programs use. */
-export const EXIT_USAGE = 2;
+export { EXIT_USAGE };
 
 export interface BenchIo {
   out: (text: string) => void;

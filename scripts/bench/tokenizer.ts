@@ -44,8 +44,8 @@ export async function benchTokenizer(): Promise<void> {
   const linesFile = join(dir, 'lines.txt');
   writeFileSync(linesFile, `${lines.join('\n')}\n`);
   const ours = join(dir, 'ours.model');
-  const tsx = join(REPO_ROOT, 'node_modules/.bin/tsx');
-  const cli = join(REPO_ROOT, 'packages/tokenizer/src/cli.ts');
+  // The command users run: the bundled `hanmadi tokenizer` (pnpm build).
+  const cli = join(REPO_ROOT, 'apps/cli/dist/hanmadi.mjs');
   console.log(`corpus: ${corpus}: ${lines.length} lines, ${chars} characters; vocab 8000; median of ${REPEATS}`);
 
   const spmTrain: number[] = [];
@@ -56,7 +56,7 @@ export async function benchTokenizer(): Promise<void> {
       timeProcess('spm_train', [`--input=${linesFile}`, `--model_prefix=${join(dir, 'spm')}`, '--vocab_size=8000', '--model_type=bpe', '--minloglevel=2']),
     );
     oursTrain.push(await timeAsync(async () => writeModelFile(ours, trainBpe(lines, { vocabSize: 8000 }))));
-    oursCli.push(timeProcess(tsx, [cli, 'train', '--input', linesFile, '--vocab-size', '8000', '--out', join(dir, 'cli.model')]));
+    oursCli.push(timeProcess(process.execPath, [cli, 'tokenizer', 'train', '--input', linesFile, '--vocab-size', '8000', '--out', join(dir, 'cli.model')]));
   }
 
   const tokenizer = await Tokenizer.load(ours);

@@ -21,6 +21,6 @@ for name in none ng3-rp1.0 ng3-rp1.2 ng2-rp1.2 ng3-rp1.5 ng3-rp1.2-lp0.6 ng3-rp1
   cp "$model"/{config.json,model.safetensors,tokenizer.model} "$copy"/
   echo "${configs[$name]}" > "$copy/generation_config.json"
   echo "=== $name: ${configs[$name]}"
-  node --import tsx apps/trainer/src/evaluate-cli.ts --model "$copy" --prompts data/probe-prompts.txt --prompt-lines "$lines" \
+  node apps/cli/dist/hanmadi.mjs evaluate --model "$copy" --prompts data/probe-prompts.txt --prompt-lines "$lines" \
     --strategies greedy,beam,sample --decoding defaults --output "$work/$name.jsonl" | grep -v '^$'
 done

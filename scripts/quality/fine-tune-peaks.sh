@@ -8,7 +8,7 @@ base=$1 work=$2
 shift 2
 cd "$(dirname "$0")/../.."
 chatbot_data=${HANMADI_CHATBOT_DATA:-../shared/data/chatbot-data/ChatbotData.csv}
-evaluate() { node --import tsx apps/trainer/src/evaluate-cli.ts "$@"; }
+evaluate() { node apps/cli/dist/hanmadi.mjs evaluate "$@"; }
 measure() {
   evaluate --model "$1" --data "$chatbot_data" --split valid
   evaluate --model "$1" --prompts data/probe-prompts.txt --prompt-lines 1-50 --strategies greedy --decoding none | grep -E 'distinct|top reply'
@@ -21,7 +21,7 @@ for peak in "$@"; do
   out=$work/peak-$peak
   rm -rf "$out"
   start=$(date +%s.%N)
-  node --import tsx apps/trainer/src/train-cli.ts --data data/hanmadi-qa.csv --init-from "$base" --out "$out" \
+  node apps/cli/dist/hanmadi.mjs train --data data/hanmadi-qa.csv --init-from "$base" --out "$out" \
     --epochs 8 --average 1 --peak-lr "$peak" > "$out.log" 2>&1
   echo "=== peak $peak: $(echo "$(date +%s.%N) - $start" | bc) s wall"
   grep '"validation"' "$out.log" | sed -n '1p;$p' | grep -o '"validPerplexity":[0-9.]*'

@@ -5,6 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { initBackend, parseBackendChoice } from '@hanmadi/model';
+import { number as anyNumber } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ChatModel } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
@@ -26,11 +27,8 @@ const processIo = (): ChatIo => ({
   interactive: Boolean(process.stdin.isTTY),
 });
 
-const number = (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`"${value}" is not a number`);
-  return n;
-};
+/** Any finite number: DecodingSchema, the HTTP API's own, says what each flag accepts. */
+const number = anyNumber();
 
 /** Decoding flags → the same schema as the HTTP API's `decoding`; flags not given stay undefined. */
 function decodingFrom(o: Record<string, unknown>): Decoding {

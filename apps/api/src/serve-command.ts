@@ -4,9 +4,10 @@
  * stops taking requests, finishes those in flight and exits 0.
  */
 import type { FastifyInstance } from 'fastify';
-import { BackendUnavailableError, GENERATION_CONFIG_FILE, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError, WASM_THREADS_ENV } from '@hanmadi/model';
+import { BackendUnavailableError, GENERATION_CONFIG_FILE, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError } from '@hanmadi/model';
 import { ModelFileError } from '@hanmadi/tokenizer';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { exitCodeFor, integer, onStopSignals } from '@hanmadi/cli-kit';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ChatModel, DEFAULT_BATCHING } from './chat-model.js';
@@ -30,14 +31,6 @@ export interface ServeSettings {
   logLevel: string;
 }
 
-function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string, _previous: unknown): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
-    return n;
-  };
-}
-
 /** `--wasm-threads`: a count from 1 to 8 or `auto`, as a commander parser. */
 export function wasmThreadsOption(value: string, _previous: unknown): number {
   try {
@@ -47,21 +40,31 @@ export function wasmThreadsOption(value: string, _previous: unknown): number {
   }
 }
 
-/** The serve command's flags, shared with `pnpm start`. */
+/**
+ * A serve flag, also read from the environment (`--max-queue` from
+ * HANMADI_MAX_QUEUE, `--no-batching` from HANMADI_NO_BATCHING being set):
+ * what containers and clusters configure.
+ */
+function flag(flags: string, description: string): Option {
+  const long = /--([a-z-]+)/u.exec(flags)![1]!;
+  return new Option(flags, description).env(`HANMADI_${long.toUpperCase().replaceAll('-', '_')}`);
+}
+
+/** The serve command's flags, shared with `pnpm start`; each also from an environment variable, the flag winning. */
 export function serveOptions(program: Command): Command {
   return program
-    .option('--port <n>', 'TCP port (0 picks a free one)', integer(0, 65535), 3000)
-    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface, as in Docker)', '127.0.0.1')
-    .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: auto, or $HANMADI_BACKEND)')
-    .option('--wasm-threads <n>', `threads for the wasm backend's kernels, 1 to 8 or auto (default: 1, or $${WASM_THREADS_ENV})`, wasmThreadsOption)
-    .option('--max-message-chars <n>', 'longest message accepted, in characters (413 beyond)', integer(1), DEFAULT_LIMITS.maxMessageChars)
-    .option('--timeout-ms <n>', 'longest a request may wait and decode (504 beyond)', integer(1), DEFAULT_LIMITS.requestTimeoutMs)
-    .option('--no-batching', 'decode requests one at a time instead of together')
-    .option('--max-batch <n>', 'most requests decoded together', integer(1, 1024), DEFAULT_BATCHING.maxBatch)
-    .option('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)', integer(0, 10_000), DEFAULT_BATCHING.maxWaitMs)
-    .option('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)', integer(1), DEFAULT_BATCHING.maxQueue)
-    .option('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)', integer(0), 0)
-    .addOption(new Option('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
+    .addOption(flag('--port <n>', 'TCP port (0 picks a free one)').argParser(integer(0, 65535)).default(3000))
+    .addOption(flag('--host <address>', 'address to listen on (0.0.0.0 for every interface, as in Docker)').default('127.0.0.1'))
+    .addOption(flag('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: auto)'))
+    .addOption(flag('--wasm-threads <n>', "threads for the wasm backend's kernels, 1 to 8 or auto (default: 1)").argParser(wasmThreadsOption))
+    .addOption(flag('--max-message-chars <n>', 'longest message accepted, in characters (413 beyond)').argParser(integer(1)).default(DEFAULT_LIMITS.maxMessageChars))
+    .addOption(flag('--timeout-ms <n>', 'longest a request may wait and decode (504 beyond)').argParser(integer(1)).default(DEFAULT_LIMITS.requestTimeoutMs))
+    .addOption(flag('--no-batching', 'decode requests one at a time instead of together'))
+    .addOption(flag('--max-batch <n>', 'most requests decoded together').argParser(integer(1, 1024)).default(DEFAULT_BATCHING.maxBatch))
+    .addOption(flag('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)').argParser(integer(0, 10_000)).default(DEFAULT_BATCHING.maxWaitMs))
+    .addOption(flag('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)').argParser(integer(1)).default(DEFAULT_BATCHING.maxQueue))
+    .addOption(flag('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)').argParser(integer(0)).default(0))
+    .addOption(flag('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
 }
 
 export interface RunningServer {
@@ -123,55 +126,44 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
   };
 }
 
-/** Resolves on the first SIGINT/SIGTERM; a second one exits at once. */
-function nextSignal(log: Logger): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    let seen = false;
-    const on = (signal: NodeJS.Signals) => {
-      if (seen) process.exit(130);
-      seen = true;
-      log.info(`${signal}: finishing requests in flight, then exiting`);
-      resolve(signal);
-    };
-    process.on('SIGINT', on);
-    process.on('SIGTERM', on);
+/** Resolves on the first SIGINT/SIGTERM; a later one exits at once (`onStopSignals`). */
+function nextSignal(log: Logger): { signal: Promise<NodeJS.Signals>; dispose: () => void } {
+  let dispose = (): void => {};
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    dispose = onStopSignals({
+      onStop: (s) => {
+        log.info(`${s}: finishing requests in flight, then exiting (again to exit now)`);
+        resolve(s);
+      },
+    });
   });
+  return { signal, dispose };
 }
 
 /** Serves until SIGINT/SIGTERM; `onReady` hears the chat page's URL once the model is warm. */
 export async function serveUntilSignal(settings: ServeSettings, log: Logger, onReady?: (url: string) => void): Promise<void> {
-  const signal = nextSignal(log);
-  const server = await startServer(settings, log);
-  if (onReady) void server.ready.then(() => onReady(server.url), () => {});
+  const { signal, dispose } = nextSignal(log);
   try {
-    // A failed warm-up ends the server too: a model that cannot reply must not look alive.
-    await Promise.race([signal, server.ready.then(() => signal)]);
+    const server = await startServer(settings, log);
+    if (onReady) void server.ready.then(() => onReady(server.url), () => {});
+    try {
+      // A failed warm-up ends the server too: a model that cannot reply must not look alive.
+      await Promise.race([signal, server.ready.then(() => signal)]);
+    } finally {
+      await server.close();
+    }
+    log.info('stopped');
   } finally {
-    await server.close();
+    dispose();
   }
-  log.info('stopped');
 }
 
-const KNOWN_ERRORS = [ModelDirError, ModelFileError, SafetensorsError, BackendUnavailableError, InvalidArgumentError];
+/** Failures a user can fix, reported in one line (exit 1); anything else is a bug and keeps its stack. */
+const KNOWN_ERRORS = [ModelDirError, ModelFileError, SafetensorsError, BackendUnavailableError];
 
-/** One line for the errors a user can fix; anything else is a bug and keeps its stack. */
-export function describeKnownError(error: unknown): string | undefined {
-  if (KNOWN_ERRORS.some((k) => error instanceof k)) return (error as Error).message;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') return (error as Error).message;
-  return undefined;
-}
-
-/**
- * A command's exit code for an error: commander's own (it already printed
- * why), 1 after one line for a known failure; anything else is rethrown.
- */
-export function cliExitCode(error: unknown, err: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): number {
-  if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-  const known = describeKnownError(error);
-  if (known === undefined) throw error;
-  err(`error: ${known}`);
-  return 1;
+/** The exit code of a serving command's error (`exitCodeFor`: 2 for usage, 1 for a known failure). */
+export function cliExitCode(error: unknown, err?: (line: string) => void): number {
+  return exitCodeFor(error, KNOWN_ERRORS, err);
 }
 
 export async function runServeCli(argv: string[]): Promise<number> {
@@ -179,7 +171,7 @@ export async function runServeCli(argv: string[]): Promise<number> {
     new Command('pnpm serve')
       .description('Serve a trained model over HTTP: chat page at /, API under /v1, docs at /docs')
       .exitOverride()
-      .requiredOption('--model <dir>', 'a model directory (a run directory of pnpm train)'),
+      .addOption(flag('--model <dir>', 'a model directory (a run directory of pnpm train)').makeOptionMandatory()),
   );
   try {
     program.parse(argv, { from: 'user' });

@@ -14,7 +14,8 @@ import {
   type Transformer,
 } from '@hanmadi/model';
 import { ModelFileError, Tokenizer } from '@hanmadi/tokenizer';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { EXIT_FAILURE, exitCodeFor, integer } from '@hanmadi/cli-kit';
+import { Command, InvalidArgumentError } from 'commander';
 import writeFileAtomic from 'write-file-atomic';
 import { formatReplyMeasures, replyMeasures, type ReplyMeasures } from './metrics/replies.js';
 import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeDecoding, type ProbeReply } from './probe.js';
@@ -95,16 +96,16 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
   const program = new Command('pnpm evaluate')
     .description('Evaluate a model directory on question/answer pairs and/or a prompt file')
     .exitOverride()
-    .configureOutput({ writeOut: (t) => process.stderr.write(t), writeErr: (t) => process.stderr.write(t) })
+    .configureOutput({ writeOut: (t) => out(t.trimEnd()), writeErr: (t) => process.stderr.write(t) })
     .requiredOption('--model <dir>', 'a model directory (a run directory of pnpm train)')
     .option('--data <file>', 'question/answer pairs (.csv, .tsv, .jsonl): loss, perplexity, BLEU, chrF')
     .option('--split <side>', "which pairs of --data: all, valid (the trainer's 5% validation split), selection or report (its halves)", 'all')
-    .option('--seed <n>', "the split's seed (default: the model's training seed, else 1)", (v) => integer(v, '--seed'))
+    .option('--seed <n>', "the split's seed (default: the model's training seed, else 1)", integer(0))
     .option('--samples <n>', 'pairs decoded for BLEU and chrF (default: all)')
     .option('--prompts <file>', 'one prompt a line: replies measured for variety and degeneration')
     .option('--prompt-lines <from-to>', 'only these lines of --prompts, e.g. 51-100')
     .option('--output <file.jsonl>', 'write every reply to --prompts here, one JSON object a line')
-    .option('--show <n>', 'print the replies to the first n prompts (with --json: each run\'s "shown")', (v) => integer(v, '--show'), 0)
+    .option('--show <n>', 'print the replies to the first n prompts (with --json: each run\'s "shown")', integer(0), 0)
     .option('--strategies <list>', 'search strategies for --prompts: greedy, beam, sample', 'greedy,beam')
     .option('--decoding <list>', "none (the search alone), defaults (with the model's generation_config.json)", 'none,defaults')
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu')
@@ -157,13 +158,11 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
       model.dispose();
     }
   } catch (error) {
-    if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-    const known = [CorpusError, ModelDirError, ModelFileError, SafetensorsError, BackendUnavailableError, InvalidArgumentError];
-    if (known.some((k) => error instanceof k) || isFileError(error)) {
+    if (isFileError(error)) {
       process.stderr.write(`error: ${(error as Error).message}\n`);
-      return 1;
+      return EXIT_FAILURE;
     }
-    throw error;
+    return exitCodeFor(error, [CorpusError, ModelDirError, ModelFileError, SafetensorsError, BackendUnavailableError]);
   }
 }
 
@@ -207,12 +206,6 @@ function pick(pairs: QaPair[], split: Split, seed: number): QaPair[] {
 function trainingSeed(training: unknown): number {
   const seed = (training as { settings?: { seed?: unknown } } | null)?.settings?.seed;
   return typeof seed === 'number' ? seed : 1;
-}
-
-function integer(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag}: "${value}" is not a non-negative integer`);
-  return n;
 }
 
 function listOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T[] {

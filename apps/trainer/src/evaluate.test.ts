@@ -120,20 +120,21 @@ describe('pnpm evaluate', () => {
 
   it('names what is wrong with its arguments or the model', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hanmadi-eval-'));
-    const cases: [string[], RegExp][] = [
-      [['--model', dir, '--data', BUNDLED_CORPUS], /config\.json/u],
-      [['--model', out], /give --data <file>, --prompts <file>, or both/u],
-      [['--model', out, '--data', BUNDLED_CORPUS, '--split', 'test'], /--split: "test" is not one of all, valid, selection, report/u],
-      [['--model', out, '--prompts', BUNDLED_CORPUS, '--prompt-lines', '5-2'], /--prompt-lines: "5-2" is not a line range/u],
-      [['--model', out, '--prompts', join(dir, 'none.txt')], /none\.txt/u],
-      [['--model', out, '--prompts', BUNDLED_CORPUS, '--strategies', 'greedy,top'], /--strategies: "top" is not one of greedy, beam, sample/u],
+    // Exit 1 for a model or file at fault, 2 for a flag.
+    const cases: [string[], RegExp, number][] = [
+      [['--model', dir, '--data', BUNDLED_CORPUS], /config\.json/u, 1],
+      [['--model', out], /give --data <file>, --prompts <file>, or both/u, 2],
+      [['--model', out, '--data', BUNDLED_CORPUS, '--split', 'test'], /--split: "test" is not one of all, valid, selection, report/u, 2],
+      [['--model', out, '--prompts', BUNDLED_CORPUS, '--prompt-lines', '5-2'], /--prompt-lines: "5-2" is not a line range/u, 2],
+      [['--model', out, '--prompts', join(dir, 'none.txt')], /none\.txt/u, 1],
+      [['--model', out, '--prompts', BUNDLED_CORPUS, '--strategies', 'greedy,top'], /--strategies: "top" is not one of greedy, beam, sample/u, 2],
     ];
     const stderr = process.stderr.write.bind(process.stderr);
-    for (const [argv, message] of cases) {
+    for (const [argv, message, expected] of cases) {
       let written = '';
       process.stderr.write = ((chunk: string) => ((written += chunk), true)) as typeof process.stderr.write;
       try {
-        expect((await evaluate(argv)).code, argv.join(' ')).toBe(1);
+        expect((await evaluate(argv)).code, argv.join(' ')).toBe(expected);
       } finally {
         process.stderr.write = stderr;
       }

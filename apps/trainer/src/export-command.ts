@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { exportModelDir, ModelDirError, SafetensorsError, type WeightsDtype } from '@hanmadi/model';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { exitCodeFor } from '@hanmadi/cli-kit';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 /**
  * `pnpm export --model <dir> --out <dir> [--dtype float16|float32] [--force]`:
@@ -12,7 +13,7 @@ export async function runExportCli(argv: string[], out: (line: string) => void =
   const program = new Command('pnpm export')
     .description('Write a model directory with its weights stored as float16 (or float32)')
     .exitOverride()
-    .configureOutput({ writeOut: (t) => process.stderr.write(t), writeErr: (t) => process.stderr.write(t) })
+    .configureOutput({ writeOut: (t) => out(t.trimEnd()), writeErr: (t) => process.stderr.write(t) })
     .requiredOption('--model <dir>', 'the model directory to export (a run directory of pnpm train)')
     .requiredOption('--out <dir>', 'the model directory to write; refused if it is not empty, unless --force')
     .addOption(new Option('--dtype <dtype>', 'how the weights are stored').choices(['float16', 'float32']).default('float16'))
@@ -28,13 +29,7 @@ export async function runExportCli(argv: string[], out: (line: string) => void =
     out(`copied: ${r.copied.length > 0 ? r.copied.join(', ') : 'no companion files'}`);
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError && !(error instanceof InvalidArgumentError)) return error.exitCode;
-    const known = [ModelDirError, SafetensorsError, InvalidArgumentError];
-    if (known.some((k) => error instanceof k)) {
-      process.stderr.write(`error: ${(error as Error).message}\n`);
-      return 1;
-    }
-    throw error;
+    return exitCodeFor(error, [ModelDirError, SafetensorsError]);
   }
 }
 

@@ -62,7 +62,7 @@ describe('pnpm export', () => {
     const out = mkdtempSync(join(tmpdir(), 'hanmadi-export-cli-out-'));
     writeFileSync(join(out, 'notes.txt'), 'mine');
     const refused = await run(['--model', src, '--out', out, '--dtype', 'float32']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toBe(`error: --out: ${out} is not empty (--force writes over it)\n`);
     const forced = await run(['--model', src, '--out', out, '--dtype', 'float32', '--force']);
     expect(forced.code).toBe(0);

@@ -70,7 +70,7 @@ describe('pnpm train --init-from (fine-tuning)', () => {
       [['--tokenizer', join(base, 'tokenizer.model')], /--tokenizer: --init-from/u],
     ] as const) {
       const { code, err } = await cli(['--data', BUNDLED_CORPUS, '--out', out, '--init-from', base, ...flags]);
-      expect(code).toBe(1);
+      expect(code).toBe(2);
       expect(err).toMatch(message);
     }
     expect((await cli(['--data', BUNDLED_CORPUS, '--out', out, '--peak-lr', '0.001'])).err).toMatch(/--peak-lr: only used with --init-from/u);

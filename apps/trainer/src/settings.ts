@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CONFIG_FILE, isPresetName, parseBackendChoice, type BackendChoice, type PresetName } from '@hanmadi/model';
+import { integer, number, positive } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 
@@ -66,25 +67,8 @@ export interface TrainRequest {
   given: Set<string>;
 }
 
-function int(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n >= 0 && n < 1)) throw new InvalidArgumentError('must be a number in [0, 1)');
-  return n;
-}
-
-function positive(value: string): number {
-  const n = Number(value);
-  if (!(n > 0)) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
+/** [0, 1): a probability that must leave something (dropout, label smoothing). */
+const fraction = number({ min: 0, max: 1, maxExclusive: true });
 
 /**
  * Fine-tuning's recipe (--init-from): linear warm-up to a peak far below a
@@ -104,36 +88,37 @@ export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'wa
 const FROM_BASE = ['preset', 'tokenizer', 'vocabSize'] as const;
 
 /** `pnpm train` flags → settings, with the preset's recipe for what was not given. */
-export function parseTrainArgs(argv: string[], onOutput: (text: string) => void): TrainRequest {
+/** `onOutput` hears commander's errors; `--help` goes to `onHelp` (stdout). */
+export function parseTrainArgs(argv: string[], onOutput: (text: string) => void, onHelp: (text: string) => void = (text) => process.stdout.write(text)): TrainRequest {
   const program = new Command('pnpm train')
     .description('Train the Transformer on question/answer pairs; the run directory becomes a servable model directory')
     .exitOverride()
-    .configureOutput({ writeOut: onOutput, writeErr: onOutput })
+    .configureOutput({ writeOut: onHelp, writeErr: onOutput })
     .requiredOption('--data <file>', 'question/answer pairs: .csv/.tsv (header Q,A) or .jsonl ({"q","a"})')
     .requiredOption('--out <run-dir>', 'run directory (model, checkpoints, metrics, learning curves)')
     .option('--preset <name>', 'model size: tiny, tutorial or base', 'tiny')
-    .option('--epochs <n>', `passes over the training split (default: per preset; ${FINE_TUNE.epochs} with --init-from)`, int(1))
-    .option('--max-steps <n>', 'stop after this many optimisation steps', int(1))
-    .option('--batch-tokens <n>', 'token budget of a batch: real source or target tokens (default: per preset)', int(8))
-    .option('--bucket-window <n>', 'sort pairs by length within windows of n batches (§5.1); 0 batches at random (default: per preset)', int(0))
-    .option('--warmup <n>', `warm-up steps (default: Noam's ${RECIPES.tutorial.warmup} for tiny/tutorial, ${RECIPES.base.warmup} for base; with --init-from, ${FINE_TUNE.warmupFraction * 100}% of the steps)`, int(1))
+    .option('--epochs <n>', `passes over the training split (default: per preset; ${FINE_TUNE.epochs} with --init-from)`, integer(1))
+    .option('--max-steps <n>', 'stop after this many optimisation steps', integer(1))
+    .option('--batch-tokens <n>', 'token budget of a batch: real source or target tokens (default: per preset)', integer(8))
+    .option('--bucket-window <n>', 'sort pairs by length within windows of n batches (§5.1); 0 batches at random (default: per preset)', integer(0))
+    .option('--warmup <n>', `warm-up steps (default: Noam's ${RECIPES.tutorial.warmup} for tiny/tutorial, ${RECIPES.base.warmup} for base; with --init-from, ${FINE_TUNE.warmupFraction * 100}% of the steps)`, integer(1))
     .option('--label-smoothing <x>', 'ε_ls of §5.4', fraction, 0.1)
     .option('--dropout <x>', 'P_drop of §5.4', fraction, 0.1)
     .option('--clip-norm <x>', 'clip gradients to this global L2 norm (default: no clipping, as in the paper)', positive)
-    .option('--seed <n>', 'seed of initialisation, data order and dropout', int(0), 1)
+    .option('--seed <n>', 'seed of initialisation, data order and dropout', integer(0), 1)
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: $HANMADI_BACKEND, else auto)')
-    .option('--workers <n>', `data-parallel worker threads on the wasm/cpu backends; other backends train in-process (default: one per core, at most ${MAX_DEFAULT_WORKERS})`, int(1))
+    .option('--workers <n>', `data-parallel worker threads on the wasm/cpu backends; other backends train in-process (default: one per core, at most ${MAX_DEFAULT_WORKERS})`, integer(1))
     .option('--tokenizer <file.model>', 'a SentencePiece model to use instead of training one on the training split')
-    .option('--vocab-size <n>', 'vocabulary of the tokenizer trained here (default: per preset, or fewer pieces if the corpus supports no more)', int(16))
-    .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', int(1))
-    .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', int(1), 500)
-    .option('--keep <n>', 'checkpoints to keep, besides the best', int(1), 5)
-    .option('--average <n>', 'average the last n checkpoints (§6.1; 1: the last one): served as it is, or with --select chrf|loss a candidate beside the checkpoints', int(0), 0)
-    .option('--valid-samples <n>', 'validation pairs (of the selection half) decoded for BLEU and chrF', int(0), 200)
+    .option('--vocab-size <n>', 'vocabulary of the tokenizer trained here (default: per preset, or fewer pieces if the corpus supports no more)', integer(16))
+    .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', integer(1))
+    .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', integer(1), 500)
+    .option('--keep <n>', 'checkpoints to keep, besides the best', integer(1), 5)
+    .option('--average <n>', 'average the last n checkpoints (§6.1; 1: the last one): served as it is, or with --select chrf|loss a candidate beside the checkpoints', integer(0), 0)
+    .option('--valid-samples <n>', 'validation pairs (of the selection half) decoded for BLEU and chrF', integer(0), 200)
     .option('--select <how>', 'the model the run directory serves: chrf (highest chrF on the selection half of validation, among the kept checkpoints and the --average), loss (lowest validation loss) or average (the --average of the last N) (default: average with --average, else chrf, or loss without --valid-samples)')
     .option('--init-from <model-dir>', "fine-tune: start from this model directory's weights, config and tokenizer, with a fresh optimiser")
     .option('--peak-lr <x>', `fine-tuning's peak learning rate, reached after --warmup steps and decayed linearly to 0 (default ${FINE_TUNE.peakLr})`, positive)
-    .option('--log-every <n>', 'steps between metric rows and log lines', int(1), 10)
+    .option('--log-every <n>', 'steps between metric rows and log lines', integer(1), 10)
     .option('--skip-invalid', 'skip invalid corpus records with a warning instead of stopping', false)
     .option('--resume', 'continue the run in --out exactly where its last checkpoint left it', false)
     .option('--force', 'replace whatever --out holds', false);

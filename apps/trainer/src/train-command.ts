@@ -6,7 +6,7 @@
 import { CorpusError } from '@hanmadi/corpus';
 import { BackendUnavailableError, ModelDirError, SafetensorsError } from '@hanmadi/model';
 import { ModelFileError, VocabSizeError } from '@hanmadi/tokenizer';
-import { CommanderError, InvalidArgumentError } from 'commander';
+import { exitCodeFor, onStopSignals } from '@hanmadi/cli-kit';
 import { createReporter } from './report.js';
 import { RunDirError } from './run-dir.js';
 import { parseTrainArgs } from './settings.js';
@@ -20,31 +20,32 @@ export interface TrainIo {
   err: (line: string) => void;
 }
 
+/** Failures a user can fix, reported in one line (exit 1); a bad flag exits 2. */
+const KNOWN_ERRORS = [CorpusError, RunDirError, ModelDirError, ModelFileError, VocabSizeError, BackendUnavailableError, SafetensorsError];
+
 const processIo = (): TrainIo => ({ interactive: Boolean(process.stdout.isTTY), stdout: process.stdout, err: (line) => process.stderr.write(`${line}\n`) });
 
 export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Promise<number> {
   let request;
   try {
-    request = parseTrainArgs(argv, (text) => io.err(text.trimEnd()));
+    request = parseTrainArgs(
+      argv,
+      (text) => io.err(text.trimEnd()),
+      (text) => io.stdout.write(text),
+    );
   } catch (error) {
-    // Commander prints its own parse errors; these come after parsing.
-    if (error instanceof InvalidArgumentError || error instanceof BackendUnavailableError) {
-      io.err(`error: ${error.message}`);
-      return 1;
-    }
-    if (error instanceof CommanderError) return error.exitCode;
-    throw error;
+    return exitCodeFor(error, KNOWN_ERRORS, io.err);
   }
   const report = createReporter(io.interactive, io.stdout);
   const stop: StopSignal = { requested: false };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (stop.requested) process.exit(130); // a second Ctrl-C means now
-    stop.requested = true;
-    stop.reason = signal;
-    report.info(`${signal}: finishing this step, then writing a checkpoint`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A later second signal exits at once, losing this step (`onStopSignals`).
+  const stopListening = onStopSignals({
+    onStop: (signal) => {
+      stop.requested = true;
+      stop.reason = signal;
+      report.info(`${signal}: finishing this step, then writing a checkpoint (again to exit now)`);
+    },
+  });
   try {
     const summary = await train(request, report, stop);
     const v = summary.validation;
@@ -68,16 +69,10 @@ export async function runTrainCli(argv: string[], io: TrainIo = processIo()): Pr
     }
     return 0;
   } catch (error) {
-    const known = [CorpusError, RunDirError, ModelDirError, ModelFileError, VocabSizeError, BackendUnavailableError, SafetensorsError, InvalidArgumentError];
-    if (known.some((k) => error instanceof k)) {
-      report.stop();
-      io.err(`error: ${(error as Error).message}`);
-      return 1;
-    }
-    throw error;
+    report.stop();
+    return exitCodeFor(error, KNOWN_ERRORS, io.err);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopListening();
   }
 }
 

@@ -39,20 +39,21 @@ describe('pnpm tokenizer', () => {
     expect(code).toBe(0);
   });
 
-  it('prints one clear line for each bad input and exits 1', async () => {
+  it('prints one clear line for each bad input: exit 1 for bad data, 2 for a bad flag', async () => {
     const bad = join(dir, 'bad.csv');
     writeFileSync(bad, 'Q,A\n안녕,\n');
-    const cases: [string[], RegExp][] = [
-      [['train', '--input', join(dir, 'missing.csv'), '--out', model], /missing\.csv: cannot read file: no such file/u],
-      [['train', '--input', bad, '--out', model], /bad\.csv:2: empty field "A"/u],
-      [['train', '--input', BUNDLED_CORPUS, '--vocab-size', '50', '--out', model], /vocabSize 50 is too small/u],
-      [['train', '--input', BUNDLED_CORPUS, '--vocab-size', 'many', '--out', model], /must be a positive integer/u],
-      [['encode', '--model', BUNDLED_CORPUS, '안녕'], /hanmadi-qa\.csv: not a SentencePiece model/u],
-      [['decode', '--model', model, '999999'], /token id 999999 is outside the vocabulary/u],
+    const cases: [string[], RegExp, number][] = [
+      [['train', '--input', join(dir, 'missing.csv'), '--out', model], /missing\.csv: cannot read file: no such file/u, 1],
+      [['train', '--input', bad, '--out', model], /bad\.csv:2: empty field "A"/u, 1],
+      [['train', '--input', BUNDLED_CORPUS, '--vocab-size', '50', '--out', model], /vocabSize 50 is too small/u, 1],
+      [['train', '--input', BUNDLED_CORPUS, '--vocab-size', 'many', '--out', model], /expected an integer ≥ 1, got "many"/u, 2],
+      [['encode', '--model', BUNDLED_CORPUS, '안녕'], /hanmadi-qa\.csv: not a SentencePiece model/u, 1],
+      [['decode', '--model', model, '999999'], /token id 999999 is outside the vocabulary/u, 1],
+      [['decode', '--model', model, '-3'], /expected an integer ≥ 0, got "-3"/u, 2],
     ];
-    for (const [argv, message] of cases) {
+    for (const [argv, message, expected] of cases) {
       const { code, err } = await run(...argv);
-      expect(code, argv.join(' ')).toBe(1);
+      expect(code, argv.join(' ')).toBe(expected);
       expect(err.join('\n'), argv.join(' ')).toMatch(message);
       expect(err.join('\n')).not.toMatch(/\n\s+at /u);
     }
@@ -69,7 +70,7 @@ describe('pnpm tokenizer train --format', () => {
 
   it('refuses a format it cannot read, listing the ones it can', async () => {
     const { code, err } = await run('train', '--input', BUNDLED_CORPUS, '--format', 'xml', '--out', join(tmpdir(), 'never.model'));
-    expect(code).toBe(1);
+    expect(code).toBe(2);
     expect(err.join('\n')).toMatch(/option '--format <format>' argument 'xml' is invalid\. Allowed choices are csv, tsv, jsonl, txt\./u);
   });
 

@@ -1,5 +1,6 @@
 import { CorpusError, readSentences, type SentenceFormat } from '@hanmadi/corpus';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { exitCodeFor, integer, number } from '@hanmadi/cli-kit';
+import { Command, Option } from 'commander';
 import { ModelFileError, writeModelFile } from './model-file.js';
 import { Tokenizer } from './tokenizer.js';
 import { trainBpe, VocabSizeError } from './trainer.js';
@@ -10,18 +11,6 @@ export interface Io {
 }
 
 const consoleIo: Io = { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError('must be a number in (0, 1]');
-  return n;
-}
 
 /** What --format accepts: every format readSentences reads. */
 const FORMATS = ['csv', 'tsv', 'jsonl', 'txt'] as const satisfies readonly SentenceFormat[];
@@ -37,6 +26,8 @@ interface TrainFlags {
   skipInvalid: boolean;
 }
 
+const tokenId = integer(0);
+
 function program(io: Io): Command {
   const cli = new Command('pnpm tokenizer')
     .description('Train a SentencePiece-compatible BPE tokenizer and apply it')
@@ -48,8 +39,8 @@ function program(io: Io): Command {
     .description('train a BPE vocabulary and write <out>.model and <out>.vocab')
     .requiredOption('--input <file>', 'corpus: .csv/.tsv/.jsonl question-answer pairs (both sides are used) or .txt, one sentence a line')
     .requiredOption('--out <file.model>', 'where to write the SentencePiece model')
-    .option('--vocab-size <n>', 'vocabulary size, special pieces included', positiveInt, 8000)
-    .option('--character-coverage <x>', 'share of character occurrences the alphabet covers', fraction, 1)
+    .option('--vocab-size <n>', 'vocabulary size, special pieces included', integer(1), 8000)
+    .option('--character-coverage <x>', 'share of character occurrences the alphabet covers', number({ min: 0, minExclusive: true, max: 1 }), 1)
     .option('--byte-fallback', 'spell characters outside the alphabet as UTF-8 byte pieces instead of <unk>', false)
     .option('--user-defined-symbols <list>', 'comma-separated pieces that are never split or merged')
     .addOption(new Option('--format <format>', 'override the format taken from the extension').choices(FORMATS))
@@ -93,16 +84,10 @@ function program(io: Io): Command {
     .argument('<ids...>', 'token ids')
     .action(async (ids: string[], flags: { model: string }) => {
       const tokenizer = await Tokenizer.load(flags.model);
-      io.out(tokenizer.decode(ids.map((id) => positiveIntOrZero(id))));
+      io.out(tokenizer.decode(ids.map((id) => tokenId(id, undefined))));
     });
 
   return cli;
-}
-
-function positiveIntOrZero(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`"${value}" is not a token id`);
-  return n;
 }
 
 /** Runs the tokenizer CLI; returns the process exit code. Known failures print one line, never a stack. */
@@ -111,16 +96,7 @@ export async function runTokenizerCli(argv: string[], io: Io = consoleIo): Promi
     await program(io).parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode;
-    if (error instanceof CorpusError || error instanceof ModelFileError || error instanceof VocabSizeError || error instanceof RangeError) {
-      io.err(`error: ${error.message}`);
-      return 1;
-    }
-    if (error instanceof InvalidArgumentError) {
-      io.err(`error: ${error.message}`);
-      return 1;
-    }
-    throw error;
+    return exitCodeFor(error, [CorpusError, ModelFileError, VocabSizeError, RangeError], io.err);
   }
 }
 

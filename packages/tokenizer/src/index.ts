@@ -4,3 +4,4 @@ export { decodeModelProto, encodeModelProto, ModelType, PieceType, type ModelPro
 export { Tokenizer, type SpecialIds } from './tokenizer.js';
 export { spmAvailable, spmEncodeIds, spmTrain } from './spm.js';
 export { withoutEmscriptenHandlers } from './emscripten.js';
+export { runTokenizerCli } from './commands.js';

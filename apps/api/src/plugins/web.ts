@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyPluginAsync } from 'fastify';
 import { CSP_DIRECTIVES } from './security-headers.js';
 
-const PAGE = new URL('../web/index.html', import.meta.url);
+// From source the page is src/web/index.html; the bundled `hanmadi` (apps/cli/dist) ships web/ beside it.
+const PAGE = new URL(import.meta.url.endsWith('.ts') ? '../web/index.html' : './web/index.html', import.meta.url);
 
 export interface WebOptions {
   modelId: string;

@@ -1,5 +1,5 @@
 /**
- * `pnpm start`: the quickstart. Serves the shipped base model
+ * `hanmadi start` (`pnpm start`): the quickstart. Serves the shipped base model
  * (models/hanmadi-base, the `tutorial` preset trained on ChatbotData) and
  * prints the chat page's URL. With --fine-tune it first fine-tunes the base on
  * the bundled corpus into runs/hanmadi, unless a model is already there
@@ -26,7 +26,7 @@ const START_EPOCHS = '8';
  */
 const FINE_TUNE_BY_DEFAULT = false;
 
-async function main(argv: string[]): Promise<number> {
+export async function runStartCli(argv: string[]): Promise<number> {
   const program = serveOptions(
     new Command('pnpm start')
       .description('Serve the shipped base model; with --fine-tune, fine-tune it on the bundled corpus first (once) and serve the result')
@@ -75,5 +75,3 @@ async function main(argv: string[]): Promise<number> {
     return cliExitCode(error);
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

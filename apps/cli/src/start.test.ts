@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 
-const START = fileURLToPath(new URL('./start.ts', import.meta.url));
+const HANMADI = fileURLToPath(new URL('../dist/hanmadi.mjs', import.meta.url));
 let root: string | undefined;
 
 afterAll(async () => {
@@ -15,7 +15,7 @@ afterAll(async () => {
 
 /** Runs `pnpm start`'s script until it prints the chat URL; then checks the page and stops it with SIGTERM. */
 async function startOnce(out: string, ...flags: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', START, '--out', out, '--epochs', '1', '--port', '0', '--backend', 'wasm', ...flags], {
+  const child = spawn(process.execPath, [HANMADI, 'start', '--out', out, '--epochs', '1', '--port', '0', '--backend', 'wasm', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
