@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { initBackend, parseBackendChoice } from '@hanmadi/model';
-import { number as anyNumber } from '@hanmadi/cli-kit';
+import { EXIT_USAGE, number as anyNumber } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ChatModel } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
@@ -110,9 +110,10 @@ export async function runChatCli(argv: string[], io: ChatIo = processIo()): Prom
     }
     return 0;
   } catch (error) {
+    // The API's refusal of a decoding option the flags asked for: a usage error.
     if (error instanceof ApiError) {
       io.err(`error: ${error.message}`);
-      return 1;
+      return EXIT_USAGE;
     }
     return cliExitCode(error, io.err);
   } finally {
