@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
-import { disposeBatch, initBackend, makeBatch, parseWasmThreads, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
+import { DecoderCache, disposeBatch, initBackend, makeBatch, parseWasmThreads, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
 import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
 import { median, printTable } from './table.js';
 
@@ -97,19 +97,19 @@ export async function benchKernels(options: KernelsOptions): Promise<void> {
 
   const src = sourceTensor([[10, 20, 30, 40, 50, 60]], config);
   const decodeReply = (): number[] => {
-    const state = model.startDecoding(src);
+    const cache = DecoderCache.start(model, src);
     const out = [config.bosId];
-    for (let t = 0; t < 20; t++) out.push(tf.tidy(() => tf.argMax(model.step(state, tf.tensor1d([out[t]!], 'int32')), 1).dataSync()[0]!));
-    model.disposeDecoding(state);
+    for (let t = 0; t < 20; t++) out.push(tf.tidy(() => tf.argMax(cache.step(tf.tensor1d([out[t]!], 'int32')), 1).dataSync()[0]!));
+    cache.dispose();
     return out;
   };
   decodeReply();
-  const state = model.startDecoding(src);
-  const first = tf.tidy(() => model.step(state, tf.tensor1d([config.bosId], 'int32')));
+  const cache = DecoderCache.start(model, src);
+  const first = tf.tidy(() => cache.step(tf.tensor1d([config.bosId], 'int32')));
   first.dispose();
-  const stepKernels = await kernelsOf(() => tf.tidy(() => model.step(state, tf.tensor1d([5], 'int32')).dataSync()));
-  model.disposeDecoding(state);
-  const startKernels = await kernelsOf(() => model.disposeDecoding(model.startDecoding(src)));
+  const stepKernels = await kernelsOf(() => tf.tidy(() => cache.step(tf.tensor1d([5], 'int32')).dataSync()));
+  cache.dispose();
+  const startKernels = await kernelsOf(() => DecoderCache.start(model, src).dispose());
   const before = tf.memory().numTensors;
   const times: number[] = [];
   for (let i = 0; i < repeat * 2; i++) {
@@ -182,9 +182,9 @@ async function productsByRows(model: Transformer, repeat: number): Promise<void>
     tokens: tf.tensor1d(Array.from({ length: rows }, (_, r) => 5 + r), 'int32'), // [R]
     samples: [] as Sample[],
   }));
-  const step = (state: ReturnType<Transformer['startDecoding']>, tokens: tf.Tensor1D): void => {
+  const step = (cache: DecoderCache, tokens: tf.Tensor1D): void => {
     // Read outside tf.tidy: tidy would walk a returned array's 8,000·R entries looking for tensors.
-    const logits = model.step(state, tokens); // [R, V]
+    const logits = cache.step(tokens); // [R, V]
     logits.dataSync();
     logits.dispose();
   };
@@ -194,16 +194,16 @@ async function productsByRows(model: Transformer, repeat: number): Promise<void>
       for (const { rows, src, tokens, samples } of inputs) {
         clock.ms = 0;
         let t = performance.now();
-        const state = model.startDecoding(src);
+        const cache = DecoderCache.start(model, src);
         const encoder = performance.now() - t;
         const encoderProducts = clock.ms;
-        for (let s = 1; s < STEPS; s++) step(state, tokens);
+        for (let s = 1; s < STEPS; s++) step(cache, tokens);
         clock.ms = 0;
         t = performance.now();
-        step(state, tokens);
+        step(cache, tokens);
         const last = performance.now() - t;
         const lastProducts = clock.ms;
-        model.disposeDecoding(state);
+        cache.dispose();
         // The first round creates XNNPACK's operators for each shape.
         if (round > 0) samples.push({ encoder: encoder / rows, encoderProducts: encoderProducts / rows, step: last / rows, stepProducts: lastProducts / rows });
       }

@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import {
   Adam,
   DataParallelTrainer,
+  DecoderCache,
   disposeBatch,
   initBackend,
   makeBatch,
@@ -94,9 +95,9 @@ function greedyLatency(model: Transformer, source: number[], cached: boolean): n
     const src = sourceTensor([source], model.config);
     const out = [bosId];
     if (cached) {
-      const state = model.startDecoding(src);
-      for (let t = 0; t < 20; t++) out.push(tf.tidy(() => tf.argMax(model.step(state, tf.tensor1d([out[t]!], 'int32')), 1).dataSync()[0]!));
-      model.disposeDecoding(state);
+      const cache = DecoderCache.start(model, src);
+      for (let t = 0; t < 20; t++) out.push(tf.tidy(() => tf.argMax(cache.step(tf.tensor1d([out[t]!], 'int32')), 1).dataSync()[0]!));
+      cache.dispose();
     } else {
       for (let t = 0; t < 20; t++) {
         out.push(

@@ -229,7 +229,7 @@ export class MultiHeadAttention {
   /**
    * One decoding step of self-attention with cached keys and values: x [B, d]
    * holds the newest position, `past` the earlier ones (or none at step 0),
-   * `mask` [B, 1, 1, t+1] hides slots a row must not see (see joinDecoding).
+   * `mask` [B, 1, 1, t+1] hides slots a row must not see (see DecoderCache.join).
    * Returns the output [B, d] and the cache extended by this position.
    */
   selfAttentionStep(x: tf.Tensor2D, past: KeyValue | undefined, mask?: tf.Tensor4D): { output: tf.Tensor2D; cache: KeyValue } {

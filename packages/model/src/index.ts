@@ -5,7 +5,7 @@ export { LabelSmoothing, crossEntropySum } from './loss.js';
 export { fineTuneSchedule, noamSchedule } from './schedule.js';
 export { Adam, PAPER_ADAM, clipByGlobalNorm, type AdamOptions } from './optimizer.js';
 export { disposeBatch, makeBatch, sourceTensor, type Example, type TensorBatch } from './batch.js';
-export { Transformer, type DecodingState, type ForwardOptions } from './transformer.js';
+export { Transformer, type DecoderMemory, type DecoderStepInput, type DecoderStepOutput, type ForwardOptions } from './transformer.js';
 export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-step.js';
 export { ForwardPass, ParamStore } from './params.js';
 export { Rng } from './random.js';
@@ -40,6 +40,7 @@ export {
   type GenerationConfig,
 } from './generation/generation-config.js';
 export { type GenerationHooks, type TokenCallback } from './generation/streamers.js';
+export { DecoderCache } from './generation/decoder-cache.js';
 export { BatcherClosedError, DecodeBatcher, QueueFullError, type DecodeBatcherOptions, type DecodeRequest } from './generation/batcher.js';
 export {
   LogitsProcessorList,

@@ -7,6 +7,7 @@ import { initBackend } from './backend.js';
 import { disposeBatch, makeBatch, sourceTensor, type Example } from './batch.js';
 import { presetConfig } from './config.js';
 import { greedyDecode } from './generation/greedy.js';
+import { DecoderCache } from './generation/decoder-cache.js';
 import { CONFIG_FILE, ModelDirError, WEIGHTS_FILE } from './model-dir.js';
 import { Adam } from './optimizer.js';
 import { ForwardPass } from './params.js';
@@ -61,11 +62,11 @@ describe('the tiny Transformer on wasm', () => {
     ];
     const prefix = sources.map(() => [config.bosId]);
     const source = sourceTensor(sources, config);
-    const state = model.startDecoding(source);
+    const cache = DecoderCache.start(model, source);
     let worst = 0;
     for (let t = 0; t < 30; t++) {
       const fed = prefix.map((p) => p[p.length - 1]!);
-      const cached = tf.tidy(() => model.step(state, tf.tensor1d(fed, 'int32')));
+      const cached = tf.tidy(() => cache.step(tf.tensor1d(fed, 'int32')));
       const uncached = tf.tidy(() => {
         const all = model.logitsUncached(source, tf.tensor2d(prefix, [2, t + 1], 'int32')); // [B, t+1, V]
         return tf.reshape(tf.slice(all, [0, t, 0], [2, 1, VOCAB]), [2, VOCAB]);
@@ -76,7 +77,7 @@ describe('the tiny Transformer on wasm', () => {
       prefix.forEach((p) => p.push(4 + Math.floor(rng.next() * (VOCAB - 4))));
     }
     expect(worst).toBeLessThanOrEqual(1e-4);
-    model.disposeDecoding(state);
+    cache.dispose();
     source.dispose();
     model.dispose();
   });
@@ -116,10 +117,10 @@ describe('the tiny Transformer on wasm', () => {
     ];
     const alone = plan.map(([, src]) => {
       const source = sourceTensor([src], config);
-      return { source, state: model.startDecoding(source) };
+      return { source, cache: DecoderCache.start(model, source) };
     });
     const first = sourceTensor([plan[0]![1]], config);
-    const state = model.startDecoding(first);
+    const cache = DecoderCache.start(model, first);
     first.dispose();
     // rows[r]: which source cache row r holds.
     let rows = [0];
@@ -129,20 +130,20 @@ describe('the tiny Transformer on wasm', () => {
       const joining = plan.flatMap(([at], i) => (at === t && i > 0 ? [i] : []));
       if (joining.length > 0) {
         const source = sourceTensor(joining.map((i) => plan[i]![1]), config);
-        model.joinDecoding(state, source);
+        cache.join(source);
         source.dispose();
         rows = [...rows, ...joining];
       }
       // Source 0 leaves at step 10: the cache slots before the others joined are cut.
       if (t === 10) {
-        model.selectRows(state, rows.flatMap((i, r) => (i === 0 ? [] : [r])));
+        cache.select(rows.flatMap((i, r) => (i === 0 ? [] : [r])));
         rows = rows.filter((i) => i !== 0);
-        expect(state.position).toBe(10 - 3);
+        expect(cache.position).toBe(10 - 3);
       }
       const fed = rows.map((i) => prefix[i]![prefix[i]!.length - 1]!);
-      const together = tf.tidy(() => model.step(state, tf.tensor1d(fed, 'int32'))); // [B, V]
+      const together = tf.tidy(() => cache.step(tf.tensor1d(fed, 'int32'))); // [B, V]
       rows.forEach((i, r) => {
-        const own = tf.tidy(() => model.step(alone[i]!.state, tf.tensor1d([fed[r]!], 'int32'))); // [1, V]
+        const own = tf.tidy(() => alone[i]!.cache.step(tf.tensor1d([fed[r]!], 'int32'))); // [1, V]
         worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(together, [r, 0], [1, VOCAB]), own))).dataSync()[0]!));
         own.dispose();
         prefix[i]!.push(randomToken());
@@ -151,9 +152,9 @@ describe('the tiny Transformer on wasm', () => {
     }
     expect(rows).toEqual([1, 2, 3]);
     expect(worst).toBeLessThanOrEqual(1e-4);
-    model.disposeDecoding(state);
+    cache.dispose();
     for (const a of alone) {
-      model.disposeDecoding(a.state);
+      a.cache.dispose();
       a.source.dispose();
     }
     model.dispose();
@@ -191,9 +192,9 @@ describe('the tiny Transformer on wasm', () => {
     const source = sourceTensor([[5, 6, 7]], config);
     const firstLogits = (m: Transformer): Float32Array =>
       tf.tidy(() => {
-        const state = m.startDecoding(source);
-        const logits = m.step(state, tf.tensor1d([config.bosId], 'int32')).dataSync() as Float32Array;
-        m.disposeDecoding(state);
+        const cache = DecoderCache.start(m, source);
+        const logits = cache.step(tf.tensor1d([config.bosId], 'int32')).dataSync() as Float32Array;
+        cache.dispose();
         return logits;
       });
     const before = firstLogits(model);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { MASKED, packingOf, paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
+import { packingOf, paddingMask, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
 import type { TensorBatch } from './batch.js';
 import { ModelConfigSchema, type ModelConfig } from './config.js';
 import { DecoderLayer, EncoderLayer, LayerNorm, positionalEncoding, type LayerCache } from './layers.js';
@@ -10,24 +10,32 @@ import { ForwardPass, ParamStore } from './params.js';
 import { Rng } from './random.js';
 
 /**
- * State of incremental decoding for a batch of sources: the encoder ran once;
- * each decoder layer holds the keys/values of every position decoded so far
- * and the keys/values of the encoder output. Owned by the caller: dispose it.
+ * The encoder's output as cached decoding reads it: each decoder layer's keys
+ * and values of the memory, computed once per source. Its tensors are kept
+ * (they outlive any tf.tidy): the caller disposes them.
  */
-export interface DecodingState {
-  /** Slots in each layer's self-attention cache: the steps taken since the oldest row's first. */
-  position: number;
-  batchSize: number;
-  /**
-   * Per row, the cache slot of its first position. Rows that joined a running
-   * decode (joinDecoding) start at a later slot; the slots before are zeros
-   * that a mask hides, and a row's own position is `position − firstSlot[r]`.
-   */
-  firstSlot: number[];
+export interface DecoderMemory {
+  /** Per decoder layer: keys and values of the encoder output, [B, h, S, dk] each. */
+  layers: KeyValue[];
   sourceMask: tf.Tensor4D; // [B, 1, 1, S]
-  /** False when no source has padding: the mask is all zeros and the steps skip it. Absent: assumed true. */
-  sourcePadded?: boolean;
-  layers: LayerCache[];
+}
+
+/** What one cached decoder step reads; generation/decoder-cache.ts keeps it between steps. */
+export interface DecoderStepInput {
+  /** Per decoder layer: keys and values of the positions decoded so far (none before the first step) and of the memory. */
+  layers: readonly LayerCache[];
+  /** Additive mask of padded source positions, [B, 1, 1, S]; none when no source is padded. */
+  sourceMask: tf.Tensor4D | undefined;
+  /** Additive mask over the self-attention cache and the slot this step adds, [B, 1, 1, T + 1]; none when every row sees every slot. */
+  cacheMask: tf.Tensor4D | undefined;
+  /** Per row, the position of the token it is fed. */
+  positions: readonly number[];
+}
+
+/** A cached decoder step's result: next-token logits and each layer's self-attention cache extended by this position (kept: the caller owns it). */
+export interface DecoderStepOutput {
+  logits: tf.Tensor2D; // [B, V]
+  cache: KeyValue[]; // per layer, [B, h, T + 1, dk] each
 }
 
 export interface ForwardOptions {
@@ -111,15 +119,14 @@ export class Transformer {
    * Embedding of one token per row, tokens int32 [B], each at its row's own
    * position (rows that joined later are at earlier positions) → [B, d].
    */
-  private embedStep(tokens: tf.Tensor1D, state: DecodingState): tf.Tensor2D {
-    const { batchSize, firstSlot, position } = state;
-    const first = firstSlot[0] ?? 0;
-    if (firstSlot.every((slot) => slot === first)) return this.embed(kernel.reshape(tokens, [batchSize, 1]), position - first, ForwardPass.inference); // [B, d]
-    const rowPositions = firstSlot.map((slot) => position - slot);
-    const last = Math.max(...rowPositions);
+  private embedStep(tokens: tf.Tensor1D, positions: readonly number[]): tf.Tensor2D {
+    const batchSize = positions.length;
+    const first = positions[0] ?? 0;
+    if (positions.every((p) => p === first)) return this.embed(kernel.reshape(tokens, [batchSize, 1]), first, ForwardPass.inference); // [B, d]
+    const last = Math.max(...positions);
     if (last >= this.config.maxLength) throw new RangeError(`sequence of ${last + 1} tokens is longer than the model's maxLength ${this.config.maxLength}`);
     const rows = kernel.gatherNd<tf.Tensor2D>(this.scaledEmbedding(), kernel.reshape(tokens, [batchSize, 1])); // [B, d]
-    return kernel.add(rows, kernel.gatherNd(this.positions, tf.tensor2d(rowPositions, [batchSize, 1], 'int32'))); // [B, d]
+    return kernel.add(rows, kernel.gatherNd(this.positions, tf.tensor2d(positions as number[], [batchSize, 1], 'int32'))); // [B, d]
   }
 
   /**
@@ -185,129 +192,36 @@ export class Transformer {
     });
   }
 
-  /** Runs the encoder once and precomputes every layer's memory keys/values for incremental decoding. */
-  startDecoding(source: tf.Tensor2D): DecodingState {
-    // The state outlives any tf.tidy its caller may run in: its tensors are kept.
-    return tidy((): DecodingState => {
+  /**
+   * Runs the encoder once over source ids [B, S] and projects its output to
+   * every decoder layer's keys and values: what cached decoding attends to.
+   */
+  encodeForDecoding(source: tf.Tensor2D): DecoderMemory {
+    // The memory outlives any tf.tidy its caller may run in: its tensors are kept.
+    return tidy((): DecoderMemory => {
       const { memory, shape, sourceMask } = this.encode(source);
-      const layers = this.decoderLayers.map((layer) => ({ self: undefined, memory: keepKeyValue(layer.crossAttn.memoryKeyValue(memory, shape, ForwardPass.inference)) }));
-      const sourcePadded = (source.dataSync() as Int32Array).includes(this.config.padId);
-      const batchSize = source.shape[0];
-      return { position: 0, batchSize, firstSlot: new Array<number>(batchSize).fill(0), sourceMask: tf.keep(sourceMask), sourcePadded, layers };
+      const layers = this.decoderLayers.map((layer) => keepKeyValue(layer.crossAttn.memoryKeyValue(memory, shape, ForwardPass.inference)));
+      return { layers, sourceMask: tf.keep(sourceMask) };
     });
   }
 
   /**
-   * Adds the sources int32 [B', S'] to a running decode as rows B…B+B'−1,
-   * their first step the state's next: continuous batching, where a request
-   * need not wait for a batch to end. The new rows' self-attention caches are
-   * zeros up to now, hidden by a mask; sources of different lengths are padded
-   * to the longer and masked. Each row decodes exactly as it would alone.
+   * One cached decoder step: feeds one token per row, tokens int32 [B], each
+   * at its row's position; → the next-token logits [B, V] and every layer's
+   * self-attention cache extended by this position. The input is left as it was.
    */
-  joinDecoding(state: DecodingState, source: tf.Tensor2D): void {
-    const added = this.startDecoding(source);
-    const old = { layers: state.layers, sourceMask: state.sourceMask };
-    const slots = state.position;
-    const length = Math.max(old.sourceMask.shape[3], added.sourceMask.shape[3]);
-    // Pads axis 2 (keys/values) or 3 (masks) of a [B, ·, ·, ·] tensor up to the longer source.
-    const padTo = (t: tf.Tensor4D, axis: 2 | 3, value = 0): tf.Tensor4D => {
-      const missing = length - t.shape[axis];
-      if (missing === 0) return t;
-      const paddings: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
-      paddings[axis] = [0, missing];
-      return tf.pad(t, paddings, value);
-    };
-    const joinRows = (a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D => kernel.concat([a, b], 0); // [B + B', ·, ·, ·]
-    let joined: { layers: LayerCache[]; sourceMask: tf.Tensor4D };
-    try {
-      joined = tidy(() => ({
-        layers: old.layers.map((layer, i): LayerCache => {
-          const fresh = added.layers[i]!.memory;
-          const memory = keepKeyValue({ k: joinRows(padTo(layer.memory.k, 2), padTo(fresh.k, 2)), v: joinRows(padTo(layer.memory.v, 2), padTo(fresh.v, 2)) }); // [B + B', h, S, dk]
-          if (!layer.self) return { self: undefined, memory };
-          const [, heads, , dk] = layer.self.k.shape;
-          const empty = tf.zeros([added.batchSize, heads, slots, dk]) as tf.Tensor4D; // [B', h, T, dk]
-          return { self: keepKeyValue({ k: joinRows(layer.self.k, empty), v: joinRows(layer.self.v, empty) }), memory };
-        }),
-        sourceMask: tf.keep(joinRows(padTo(old.sourceMask, 3, MASKED), padTo(added.sourceMask, 3, MASKED))), // [B + B', 1, 1, S]
-      }));
-    } finally {
-      this.disposeDecoding(added);
-    }
-    state.layers = joined.layers;
-    state.sourceMask = joined.sourceMask;
-    state.sourcePadded = state.sourcePadded !== false || added.sourcePadded !== false || old.sourceMask.shape[3] !== added.sourceMask.shape[3];
-    state.firstSlot = [...state.firstSlot, ...new Array<number>(added.batchSize).fill(slots)];
-    state.batchSize += added.batchSize;
-    disposeLayers(old.layers);
-    old.sourceMask.dispose();
-  }
-
-  /**
-   * Feeds one token per row, tokens int32 [B], each at its row's next position; returns the
-   * next-token logits [B, V] and advances the state in place (the previous
-   * cache tensors are disposed).
-   */
-  step(state: DecodingState, tokens: tf.Tensor1D): tf.Tensor2D {
+  step(input: DecoderStepInput, tokens: tf.Tensor1D): DecoderStepOutput {
     const pass = ForwardPass.inference;
-    const { logits, layers } = tidy(() => {
-      let y = this.embedStep(tokens, state); // [B, d]
-      // An all-zero mask changes no score: adding it is a kernel per layer for nothing.
-      const mask = state.sourcePadded === false ? undefined : state.sourceMask;
-      const selfMask = cacheMask(state); // [B, 1, 1, T + 1] or none
-      const next: LayerCache[] = [];
+    return tidy(() => {
+      let y = this.embedStep(tokens, input.positions); // [B, d]
+      const cache: KeyValue[] = [];
       this.decoderLayers.forEach((layer, i) => {
-        const r = layer.step(y, state.layers[i]!, mask, pass, selfMask);
+        const r = layer.step(y, input.layers[i]!, input.sourceMask, pass, input.cacheMask);
         y = r.output; // [B, d]
-        next.push({ self: keepKeyValue(r.cache.self!), memory: r.cache.memory });
+        cache.push(keepKeyValue(r.cache.self!));
       });
-      return { logits: this.project(this.decoderNorm ? this.decoderNorm.apply(y, pass) : y, pass), layers: next }; // [B, V]
+      return { logits: this.project(this.decoderNorm ? this.decoderNorm.apply(y, pass) : y, pass), cache }; // [B, V]
     });
-    for (const old of state.layers) if (old.self) tf.dispose([old.self.k, old.self.v]);
-    state.layers = layers;
-    state.position++;
-    return logits;
-  }
-
-  /**
-   * Keeps only the given rows of a decoding state, in that order (beam search
-   * reorders and prunes hypotheses; finished rows leave). Cache slots that
-   * no row kept can still see are cut off.
-   */
-  selectRows(state: DecodingState, rows: readonly number[]): void {
-    const firstSlot = rows.map((r) => state.firstSlot[r]!);
-    const cut = firstSlot.length === 0 ? 0 : Math.min(...firstSlot);
-    const old = state.layers;
-    const oldMask = state.sourceMask;
-    tf.tidy(() => {
-      // GatherNd copies each row as one block; GatherV2 runs far slower on wasm.
-      const index = tf.tensor2d(rows as number[], [rows.length, 1], 'int32'); // [B', 1]
-      const pick = <T extends tf.Tensor>(t: T): T => kernel.gatherNd<T>(t, index); // [B', ·, ·, ·]
-      const kept = state.position - cut;
-      // Cut along the slot axis with the rows flattened: a rank-4 slice copies dk numbers at a time, this a row of slots.
-      const cutSlots = (t: tf.Tensor4D): tf.Tensor4D => {
-        const [batch, heads, slots, dk] = t.shape;
-        if (cut === 0) return t;
-        const flat = kernel.reshape(t, [batch * heads, slots * dk]); // [B'·h, T·dk]
-        return kernel.reshape(kernel.slice(flat, [0, cut * dk], [batch * heads, kept * dk]), [batch, heads, kept, dk]); // [B', h, T − cut, dk]
-      };
-      state.layers = old.map((l) => ({
-        self: l.self && keepKeyValue({ k: cutSlots(pick(l.self.k)), v: cutSlots(pick(l.self.v)) }),
-        memory: keepKeyValue({ k: pick(l.memory.k), v: pick(l.memory.v) }),
-      }));
-      state.sourceMask = tf.keep(pick(oldMask));
-    });
-    state.batchSize = rows.length;
-    state.firstSlot = firstSlot.map((slot) => slot - cut);
-    state.position -= cut;
-    disposeLayers(old);
-    oldMask.dispose();
-  }
-
-  disposeDecoding(state: DecodingState): void {
-    disposeLayers(state.layers);
-    state.sourceMask.dispose();
-    state.layers = [];
   }
 
   dispose(): void {
@@ -316,27 +230,6 @@ export class Transformer {
   }
 }
 
-/**
- * Additive mask over the self-attention cache plus the slot a step adds,
- * [B, 1, 1, T + 1]: a row that joined at slot f sees only slots ≥ f. None
- * while every row started together.
- */
-function cacheMask(state: DecodingState): tf.Tensor4D | undefined {
-  const { batchSize, firstSlot } = state;
-  if (firstSlot.every((slot) => slot === 0)) return undefined;
-  const slots = state.position + 1;
-  const values = new Float32Array(batchSize * slots);
-  firstSlot.forEach((first, r) => values.fill(MASKED, r * slots, r * slots + first));
-  return tf.tensor4d(values, [batchSize, 1, 1, slots]);
-}
-
 function keepKeyValue(kv: KeyValue): KeyValue {
   return { k: tf.keep(kv.k), v: tf.keep(kv.v) };
-}
-
-function disposeLayers(layers: LayerCache[]): void {
-  for (const l of layers) {
-    if (l.self) tf.dispose([l.self.k, l.self.v]);
-    tf.dispose([l.memory.k, l.memory.v]);
-  }
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Transformer } from '../transformer.js';
+import { DecoderCache } from './decoder-cache.js';
 import { BatcherClosedError, DecodeBatcher, QueueFullError } from './batcher.js';
 import { generate, generateAsync, type GenerateOptions, type GenerateOutput } from './search.js';
 import { overfitTinyModel, randomPairs, TEST_VOCAB } from './testing.js';
@@ -164,7 +165,7 @@ describe('DecodeBatcher on a tiny trained model', () => {
   it('lets requests that arrive while a greedy batch decodes join it, so that a closed loop of clients keeps one full batch', async () => {
     const widths: number[] = [];
     const batcher = new DecodeBatcher(model, { maxBatch: 6, maxWaitMs: 0, onStep: (rows) => widths.push(rows) });
-    const joins = vi.spyOn(model, 'joinDecoding');
+    const joins = vi.spyOn(DecoderCache.prototype, 'join');
     // Six clients, each sending its next request as soon as its reply comes, 5 requests each.
     const replies: { i: number; out: GenerateOutput }[] = [];
     await Promise.all(

@@ -1,7 +1,7 @@
-import * as tf from '@tensorflow/tfjs-core';
 import { sourceTensor } from '../batch.js';
 import { Rng } from '../random.js';
-import type { DecodingState, Transformer } from '../transformer.js';
+import type { Transformer } from '../transformer.js';
+import { DecoderCache } from './decoder-cache.js';
 import { applyGenerationConfig, type GenerationConfig } from './generation-config.js';
 import {
   argMax,
@@ -200,17 +200,17 @@ function* generationSteps(model: Transformer, sources: readonly (readonly number
   const o = plan.shared;
   const processors = scoreProcessors(o, model.config.eosId);
   const source = sourceTensor(sources, model.config);
-  let state: DecodingState;
+  let cache: DecoderCache;
   try {
-    state = model.startDecoding(source);
+    cache = DecoderCache.start(model, source);
   } finally {
     source.dispose();
   }
   try {
-    if (o.strategy === 'beam') return yield* beamSearch(model, state, plan.limits, processors, o, hooks);
-    return yield* decodeBatch(model, state, plan, processors, hooks);
+    if (o.strategy === 'beam') return yield* beamSearch(model, cache, plan.limits, processors, o, hooks);
+    return yield* decodeBatch(model, cache, plan, processors, hooks);
   } finally {
-    model.disposeDecoding(state);
+    cache.dispose();
   }
 }
 
@@ -276,20 +276,6 @@ function sampleIndex(row: Float32Array, u: number): number {
   return last;
 }
 
-/** One cached decoder step; → the logits as one Float32Array row per batch row, free for processors to change. */
-function stepRows(model: Transformer, state: DecodingState, tokens: readonly number[]): Float32Array[] {
-  const logits = tf.tidy(() => model.step(state, tf.tensor1d(tokens as number[], 'int32'))); // [B, V]
-  let data: Float32Array;
-  try {
-    // Once `logits` is disposed its array belongs to no tensor (the step keeps nothing that shares it), so processors may write to it.
-    data = logits.dataSync() as Float32Array;
-  } finally {
-    logits.dispose();
-  }
-  const V = model.config.vocabSize;
-  return tokens.map((_, b) => data.subarray(b * V, (b + 1) * V));
-}
-
 /** The unfinished sources whose caller has given up on them. */
 function abandoned(unfinished: Iterable<number>, hooks: GenerationHooks): number[] {
   const shouldStop = hooks.shouldStop;
@@ -342,7 +328,7 @@ class TokenChooser {
  * sources from the join hook enter the batch as new rows (continuous
  * batching); the generation ends when no row is left and none joins.
  */
-function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, processors: LogitsProcessorList, hooks: GenerationHooks): Generator<void, GenerateOutput[], void> {
+function* decodeBatch(model: Transformer, cache: DecoderCache, plan: Plan, processors: LogitsProcessorList, hooks: GenerationHooks): Generator<void, GenerateOutput[], void> {
   const { bosId, eosId } = model.config;
   const group = generationGroup(plan.shared);
   const chooser = new TokenChooser(plan.shared);
@@ -376,19 +362,19 @@ function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, proc
     // before anyone hears of the last result.
     if (t > 0 && active.size > 0) yield;
     for (const b of abandoned(active.keys(), hooks)) finish(b);
-    const joined = joinSources(model, state, hooks.join?.() ?? [], group, addSource, finish);
+    const joined = joinSources(model, cache, hooks.join?.() ?? [], group, addSource, finish);
     rows = [...rows, ...joined];
     fed = [...fed, ...joined.map(() => bosId)];
     if (active.size === 0) break;
     const live = rows.flatMap((b, r) => (active.has(b) ? [r] : []));
     // Gathering the cache rows costs far less than a step's vocabulary projection for a finished row.
     if (live.length < rows.length) {
-      model.selectRows(state, live);
+      cache.select(live);
       rows = live.map((r) => rows[r]!);
       fed = live.map((r) => fed[r]!);
     }
     hooks.onStep?.(rows.length);
-    const logits = stepRows(model, state, fed);
+    const logits = cache.stepRows(fed);
     fed = logits.map((row, r) => {
       const b = rows[r]!;
       const source = active.get(b)!;
@@ -414,7 +400,7 @@ function* decodeBatch(model: Transformer, state: DecodingState, plan: Plan, proc
  */
 function joinSources(
   model: Transformer,
-  state: DecodingState,
+  cache: DecoderCache,
   joining: readonly JoiningSource[],
   group: string,
   addSource: (limit: number, seed: number) => number,
@@ -438,7 +424,7 @@ function joinSources(
   if (sources.length === 0) return [];
   const source = sourceTensor(sources, model.config);
   try {
-    model.joinDecoding(state, source);
+    cache.join(source);
   } finally {
     source.dispose();
   }
@@ -464,7 +450,7 @@ interface FinishedHypothesis extends Hypothesis {
  */
 function* beamSearch(
   model: Transformer,
-  state: DecodingState,
+  cache: DecoderCache,
   limits: readonly number[],
   processors: LogitsProcessorList,
   o: Resolved,
@@ -499,7 +485,7 @@ function* beamSearch(
     hooks.onFinish?.(b, result(b));
   };
   limits.forEach((limit, b) => limit === 0 && hooks.onFinish?.(b, result(b)));
-  if (maxLimit > 0) model.selectRows(state, Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
+  if (maxLimit > 0) cache.select(Array.from({ length: batch * K }, (_, r) => Math.floor(r / K)));
 
   for (let t = 0; t < maxLimit; t++) {
     if (t > 0) yield;
@@ -518,7 +504,7 @@ function* beamSearch(
       return h ? (h.tokens[h.tokens.length - 1] ?? bosId) : eosId;
     });
     hooks.onStep?.(live.filter((beams) => beams.length > 0).length);
-    const rows = stepRows(model, state, fed);
+    const rows = cache.stepRows(fed);
     const parents: number[] = [];
     live = live.map((beams, b) => {
       if (beams.length === 0) {
@@ -577,7 +563,7 @@ function* beamSearch(
       return next;
     });
     if (!live.some((beams) => beams.length > 0)) break;
-    if (t + 1 < maxLimit) model.selectRows(state, parents);
+    if (t + 1 < maxLimit) cache.select(parents);
   }
 
   return finished.map((_, b) => result(b));
