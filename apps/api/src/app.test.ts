@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type AppOptions } from './app.js';
 import { ChatModel, DEFAULT_BATCHING, type BatchingOptions } from './chat-model.js';
-import { trainTinyRun } from './testing/tiny-run.js';
+import { trainTinyModelDir } from '@hanmadi/testing';
 
-let run: Awaited<ReturnType<typeof trainTinyRun>>;
+let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
 const opened: { app: FastifyInstance; model: ChatModel }[] = [];
 
 async function serve(options: Partial<AppOptions> = {}, batching: Partial<BatchingOptions> = {}, warm = true): Promise<{ app: FastifyInstance; model: ChatModel }> {
@@ -24,7 +24,7 @@ const chat = (app: FastifyInstance, payload: unknown, headers: Record<string, st
 
 beforeAll(async () => {
   await initBackend('wasm', () => {});
-  run = await trainTinyRun();
+  run = await trainTinyModelDir();
 });
 
 afterAll(async () => {

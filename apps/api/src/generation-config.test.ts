@@ -9,13 +9,14 @@ import { buildApp } from './app.js';
 import { runChatCli } from './chat-command.js';
 import { ChatModel } from './chat-model.js';
 import { startServer } from './serve-command.js';
-import { testServeSettings, trainTinyRun } from './testing/tiny-run.js';
+import { trainTinyModelDir } from '@hanmadi/testing';
+import { testServeSettings } from './testing/serve-settings.js';
 
 // Sampling, exactly three tokens (EOS forbidden before the third), and a beam width that only beam search may take.
 const CONFIG: GenerationConfig = { strategy: 'sample', temperature: 1.5, topK: 5, maxNewTokens: 3, minNewTokens: 3, noRepeatNgramSize: 2, numBeams: 3 };
 const MESSAGE = '오늘 뭐 먹지';
 
-let run: Awaited<ReturnType<typeof trainTinyRun>>;
+let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
 let dir: string;
 let app: FastifyInstance;
 let model: ChatModel;
@@ -30,7 +31,7 @@ function copyWith(name: string, text: string): string {
 
 beforeAll(async () => {
   await initBackend('wasm', () => {});
-  run = await trainTinyRun(1);
+  run = await trainTinyModelDir(1);
   dir = copyWith('configured', JSON.stringify(CONFIG));
   model = await ChatModel.load(dir);
   await model.warmUp();

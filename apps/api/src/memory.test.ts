@@ -3,13 +3,13 @@ import { initBackend } from '@hanmadi/model';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildApp } from './app.js';
 import { ChatModel, DEFAULT_BATCHING } from './chat-model.js';
-import { trainTinyRun } from './testing/tiny-run.js';
+import { trainTinyModelDir } from '@hanmadi/testing';
 
-let run: Awaited<ReturnType<typeof trainTinyRun>>;
+let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
 
 beforeAll(async () => {
   await initBackend('wasm', () => {});
-  run = await trainTinyRun(1);
+  run = await trainTinyModelDir(1);
 });
 
 afterAll(async () => {

@@ -7,14 +7,15 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runChatCli } from './chat-command.js';
 import { startServer, type RunningServer } from './serve-command.js';
-import { testServeSettings, trainTinyRun } from './testing/tiny-run.js';
+import { trainTinyModelDir } from '@hanmadi/testing';
+import { testServeSettings } from './testing/serve-settings.js';
 
-let run: Awaited<ReturnType<typeof trainTinyRun>>;
+let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
 let server: RunningServer;
 
 beforeAll(async () => {
   await initBackend('wasm', () => {});
-  run = await trainTinyRun();
+  run = await trainTinyModelDir();
   server = await startServer(testServeSettings(run.dir), pino({ level: 'silent' }));
   await server.ready;
 });

@@ -16,7 +16,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from './app.js';
 import { startServer, type RunningServer } from './serve-command.js';
-import { testServeSettings, trainTinyRun } from './testing/tiny-run.js';
+import { trainTinyModelDir } from '@hanmadi/testing';
+import { testServeSettings } from './testing/serve-settings.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
 const IN_CI = process.env['CI'] === 'true';
@@ -58,7 +59,7 @@ interface ChatAnswer {
 }
 
 describe.skipIf(SKIP_REASON !== undefined)(`the chat page in headless Chromium${SKIP_REASON ? ` (${SKIP_REASON})` : ''}`, () => {
-  let run: Awaited<ReturnType<typeof trainTinyRun>> | undefined;
+  let run: Awaited<ReturnType<typeof trainTinyModelDir>> | undefined;
   let server: RunningServer | undefined;
   /** A second app on the same model that requires an API key. */
   let keyed: FastifyInstance | undefined;
@@ -71,7 +72,7 @@ describe.skipIf(SKIP_REASON !== undefined)(`the chat page in headless Chromium${
     // Started first: a browser that cannot start fails the suite before the training.
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: TIMEOUT_MS });
     await initBackend('wasm', () => {});
-    run = await trainTinyRun();
+    run = await trainTinyModelDir();
     // The built-in greedy decoding: the trainer's guards make this tiny model's reply too short to watch stream.
     writeFileSync(join(run.dir, GENERATION_CONFIG_FILE), '{}\n');
     server = await startServer(

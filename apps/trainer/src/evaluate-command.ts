@@ -16,7 +16,7 @@ import {
 import { ModelFileError, Tokenizer } from '@hanmadi/tokenizer';
 import { EXIT_FAILURE, exitCodeFor, integer } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError } from 'commander';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileDurably } from '@hanmadi/files';
 import { formatReplyMeasures, replyMeasures, type ReplyMeasures } from './metrics/replies.js';
 import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeDecoding, type ProbeReply } from './probe.js';
 import { validate, validationHalves } from './validation.js';
@@ -147,7 +147,7 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
           }
         }
         if (o.output !== undefined) {
-          await writeFileAtomic(o.output, all.map((r) => `${JSON.stringify(r)}\n`).join(''));
+          await writeFileDurably(o.output, all.map((r) => `${JSON.stringify(r)}\n`).join(''));
           text(`\nreplies written to ${o.output}`);
         }
         report.prompts = section;

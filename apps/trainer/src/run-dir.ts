@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDirectory, writeFileDurably } from '@hanmadi/files';
 import {
   CONFIG_FILE,
   decodeSafetensors,
@@ -58,27 +59,6 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function writeFileDurably(path: string, data: Uint8Array | string): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some file systems refuse to fsync a directory; the renames are still atomic.
-  } finally {
-    await handle.close();
-  }
-}
-
 export interface CheckpointContent {
   model: Transformer;
   tokenizerBytes: Uint8Array;
@@ -109,11 +89,11 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent)
   ]);
   await writeFileDurably(join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { adamStep: String(content.engine.step), layout: JSON.stringify(content.layout.entries.map((e) => [e.name, e.size])) }));
   await writeFileDurably(join(tmp, STATE_FILE), `${JSON.stringify(content.trainer, null, 2)}\n`);
-  await syncDir(tmp);
+  await syncDirectory(tmp);
   const final = join(root, name);
   await rm(final, { recursive: true, force: true });
   await rename(tmp, final);
-  await syncDir(root);
+  await syncDirectory(root);
   return final;
 }
 

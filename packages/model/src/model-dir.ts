@@ -10,10 +10,11 @@
  * replaced afterwards is caught when the directory is loaded. Every float
  * weight is finite: saving and loading both refuse NaN and ±Inf.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
+import { isTemporaryOf, syncDirectory as syncDurably, writeFileDurably as writeDurably } from '@hanmadi/files';
 import { z } from 'zod';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type FloatStorage, type NamedTensor } from './safetensors.js';
 
@@ -318,26 +319,11 @@ async function readFileIn(path: string, missing: string): Promise<Uint8Array> {
   }
 }
 
-const TEMPORARY_SUFFIX = '.tmp-';
-
-/**
- * Writes to `<path>.tmp-<pid>-<random>`, fsyncs, renames over `path`.
- * FileHandle.writeFile loops until every byte is written; a single fs.write
- * (what write-file-atomic does) may write less than asked for large buffers.
- */
+/** Writes one file of a model directory durably (@hanmadi/files); errors name the file. */
 async function writeFileDurably(path: string, data: Uint8Array | string): Promise<void> {
-  const temporary = `${path}${TEMPORARY_SUFFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
-  let handle: FileHandle | undefined;
   try {
-    handle = await open(temporary, 'wx');
-    await handle.writeFile(data);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(temporary, path);
+    await writeDurably(path, data);
   } catch (error) {
-    await handle?.close().catch(() => undefined);
-    await unlink(temporary).catch(() => undefined);
     throw new ModelDirError(path, `cannot write: ${errorText(error)}`, { cause: error });
   }
 }
@@ -350,29 +336,18 @@ async function removeStaleTemporaries(dir: string, files: readonly string[]): Pr
   } catch (error) {
     throw new ModelDirError(dir, `cannot read the model directory: ${errorText(error)}`, { cause: error });
   }
-  const stale = (name: string): boolean => files.some((file) => name.startsWith(`${file}${TEMPORARY_SUFFIX}`) && /^\d+-[0-9a-f]{8}$/u.test(name.slice(file.length + TEMPORARY_SUFFIX.length)));
+  const stale = (name: string): boolean => files.some((file) => isTemporaryOf(name, file));
   for (const name of names.filter(stale)) {
     await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 
-/**
- * fsyncs a directory so that renames in it are durable. Some platforms
- * (Windows, some network file systems) refuse to open or sync a directory;
- * there the rename is as durable as the platform allows.
- */
+/** fsyncs the model directory so that its renames are durable; errors name it. */
 async function syncDirectory(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
   try {
-    handle = await open(dir, 'r');
-    await handle.sync();
+    await syncDurably(dir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') {
-      throw new ModelDirError(dir, `cannot sync the model directory: ${errorText(error)}`, { cause: error });
-    }
-  } finally {
-    await handle?.close().catch(() => undefined);
+    throw new ModelDirError(dir, `cannot sync the model directory: ${errorText(error)}`, { cause: error });
   }
 }
 

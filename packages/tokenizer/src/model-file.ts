@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileDurably } from '@hanmadi/files';
 import { decodeModelProto, encodeModelProto, ModelType, PieceType, type ModelProto } from './proto.js';
 
 /** A `.model` file that is missing, damaged or not a SentencePiece model. */
@@ -23,8 +23,8 @@ export async function writeModelFile(path: string, model: ModelProto): Promise<{
   const vocab = `${path.replace(/\.model$/u, '')}.vocab`;
   try {
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, Buffer.from(encodeModelProto(model)), { fsync: true });
-    await writeFileAtomic(vocab, vocabText(model), { fsync: true, encoding: 'utf8' });
+    await writeFileDurably(path, encodeModelProto(model));
+    await writeFileDurably(vocab, vocabText(model));
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
     throw new ModelFileError(path, `cannot write: ${code ?? message}`);

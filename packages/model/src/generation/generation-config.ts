@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
+import { writeFileDurably } from '@hanmadi/files';
 import { z } from 'zod';
 import { ModelDirError } from '../model-dir.js';
 import type { GenerateOptions, SearchStrategy } from './search.js';
@@ -124,7 +124,7 @@ export async function writeGenerationConfig(dir: string, config: GenerationConfi
   const checked = parseGenerationConfig(config, file);
   try {
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(file, `${JSON.stringify(checked, null, 2)}\n`, { fsync: true, encoding: 'utf8' });
+    await writeFileDurably(file, `${JSON.stringify(checked, null, 2)}\n`);
   } catch (error) {
     throw new ModelDirError(file, `cannot write: ${errorText(error)}`, { cause: error });
   }

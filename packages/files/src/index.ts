@@ -1,0 +1,1 @@
+export { isTemporaryOf, syncDirectory, TEMPORARY_SUFFIX, writeFileDurably } from './durable.js';

@@ -1,0 +1,1 @@
+export { trainTinyModelDir, type TinyModelDir } from './tiny-model-dir.js';
