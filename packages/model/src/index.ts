@@ -19,18 +19,10 @@ export { initBackend, parseBackendChoice, parseWasmThreads, BackendUnavailableEr
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
 export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
 export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';
+export { generate, generateAsync } from './generation/search.js';
+export { applyGenerationConfig, generationGroup, resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOptions, type SearchStrategy } from './generation/options.js';
+export { type GenerateOutput } from './generation/output.js';
 export {
-  generate,
-  generateAsync,
-  generationGroup,
-  resolveGenerateOptions,
-  type GenerateOptions,
-  type GenerateOutput,
-  type ResolvedGenerateOptions,
-  type SearchStrategy,
-} from './generation/search.js';
-export {
-  applyGenerationConfig,
   DEFAULT_GENERATION_CONFIG,
   GENERATION_CONFIG_FILE,
   GenerationConfigSchema,
@@ -39,7 +31,7 @@ export {
   writeGenerationConfig,
   type GenerationConfig,
 } from './generation/generation-config.js';
-export { type GenerationHooks, type TokenCallback } from './generation/streamers.js';
+export { type GenerationHooks, type TokenCallback } from './generation/hooks.js';
 export { DecoderCache } from './generation/decoder-cache.js';
 export { BatcherClosedError, DecodeBatcher, QueueFullError, type DecodeBatcherOptions, type DecodeRequest } from './generation/batcher.js';
 export {
@@ -50,7 +42,7 @@ export {
   TemperatureProcessor,
   TopKProcessor,
   TopPProcessor,
-  logSoftmax,
   type LogitsProcessor,
 } from './generation/logits-processors.js';
+export { logSoftmax } from './generation/math.js';
 export { EosCriterion, MaxLengthCriterion, StoppingCriteriaList, type FinishReason, type StoppingCriterion } from './generation/stopping-criteria.js';

@@ -1,6 +1,8 @@
 import type { Transformer } from '../transformer.js';
-import { generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions, type GenerateOutput, type ResolvedGenerateOptions } from './search.js';
-import type { JoiningSource } from './streamers.js';
+import type { JoiningSource } from './hooks.js';
+import { generationGroup, resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOptions } from './options.js';
+import type { GenerateOutput } from './output.js';
+import { generateAsync } from './search.js';
 
 export interface DecodeBatcherOptions {
   /** Most requests decoded as one batch (beam search: each brings numBeams rows). Default 32. */

@@ -4,14 +4,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelDirError } from '../model-dir.js';
 import {
-  applyGenerationConfig,
   DEFAULT_GENERATION_CONFIG,
   GENERATION_CONFIG_FILE,
   readGenerationConfig,
   writeGenerationConfig,
   type GenerationConfig,
 } from './generation-config.js';
-import { resolveGenerateOptions } from './search.js';
+import { applyGenerationConfig, resolveGenerateOptions } from './options.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hanmadi-genconfig-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

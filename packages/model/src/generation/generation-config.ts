@@ -1,15 +1,14 @@
 /**
  * generation_config.json: the decoding defaults stored with a model, as
  * Hugging Face's `GenerationConfig` is. A request's own options win; what it
- * leaves out comes from this file, then from the built-in defaults of
- * `resolveGenerateOptions`.
+ * leaves out comes from this file (`applyGenerationConfig` in options.ts),
+ * then from the built-in defaults of `resolveGenerateOptions`.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileDurably } from '@hanmadi/files';
 import { z } from 'zod';
 import { ModelDirError } from '../model-dir.js';
-import type { GenerateOptions, SearchStrategy } from './search.js';
 
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 
@@ -43,37 +42,6 @@ export const DEFAULT_GENERATION_CONFIG: Readonly<GenerationConfig> = Object.free
   topP: 0.7,
   temperature: 0.7,
 });
-
-type ConfigField = keyof GenerationConfig;
-
-/** Fields every strategy uses. */
-const SHARED_FIELDS = ['maxNewTokens', 'minNewTokens', 'noRepeatNgramSize', 'repetitionPenalty'] as const satisfies readonly ConfigField[];
-
-/** Fields only one strategy uses: taken from the config only for that strategy, so a stored numBeams cannot break a greedy request. */
-const STRATEGY_FIELDS: Record<SearchStrategy, readonly ConfigField[]> = {
-  greedy: [],
-  sample: ['temperature', 'topK', 'topP'],
-  beam: ['numBeams', 'lengthPenalty', 'earlyStopping'],
-};
-
-/**
- * A request's options with the generation config's filling what it leaves
- * out: strategy = request's ?? config's ?? 'greedy'; shared fields from the
- * config when the request omits them; a strategy's own fields from the
- * config only when that is the strategy decided on. Built-in defaults are
- * left to `resolveGenerateOptions`.
- */
-export function applyGenerationConfig(request: GenerateOptions, config: GenerationConfig): GenerateOptions {
-  const strategy = request.strategy ?? config.strategy ?? 'greedy';
-  const merged: Record<string, unknown> = {};
-  // An unknown strategy takes nothing from the config; resolveGenerateOptions names it.
-  for (const field of [...SHARED_FIELDS, ...(STRATEGY_FIELDS[strategy] ?? [])]) {
-    if (config[field] !== undefined) merged[field] = config[field];
-  }
-  // A field present but undefined in the request is "not given", not "unset the config's".
-  for (const [field, value] of Object.entries(request)) if (value !== undefined) merged[field] = value;
-  return { ...(merged as GenerateOptions), strategy };
-}
 
 /** The config's problems in one line, each naming its field: "temperature: Too big: …". */
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string {

@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  argMax,
   LogitsProcessorList,
-  logSoftmax,
-  logSumExp,
   MinLengthProcessor,
   NoRepeatNgramProcessor,
   RepetitionPenaltyProcessor,
-  softmax,
   TemperatureProcessor,
   TopKProcessor,
   TopPProcessor,
-  topIndices,
 } from './logits-processors.js';
+import { argMax, logSoftmax, logSumExp, softmax, topIndices } from './math.js';
 import { EosCriterion, MaxLengthCriterion, StoppingCriteriaList } from './stopping-criteria.js';
 
 const row = (...values: number[]) => Float32Array.from(values);

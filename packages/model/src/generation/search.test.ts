@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sourceTensor, type Example } from '../batch.js';
 import { Transformer } from '../transformer.js';
 import { greedyDecode } from './greedy.js';
-import { argMax, logSoftmax } from './logits-processors.js';
-import { generate, generateAsync, generationGroup, resolveGenerateOptions, type GenerateOptions, type GenerateOutput } from './search.js';
+import { argMax, logSoftmax } from './math.js';
+import { generationGroup, resolveGenerateOptions } from './options.js';
+import { generate, generateAsync, type GenerateOptions, type GenerateOutput } from './search.js';
 import { overfitTinyModel, randomPairs, TEST_VOCAB } from './testing.js';
 
 /** Its target repeats the bigram (20, 21): greedy decoding learns to repeat it. */

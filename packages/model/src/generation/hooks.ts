@@ -1,4 +1,5 @@
-import type { GenerateOptions, GenerateOutput } from './search.js';
+import type { GenerateOptions } from './options.js';
+import type { GenerateOutput } from './output.js';
 
 /**
  * Hooks through which a caller watches and steers a generation while it runs,
@@ -54,3 +55,10 @@ export interface JoiningSource {
 
 /** Receives one token id of the reply to the source at `sourceIndex`. */
 export type TokenCallback = (sourceIndex: number, tokenId: number) => void;
+
+/** The unfinished sources whose caller has given up on them (the shouldStop hook). */
+export function abandoned(unfinished: Iterable<number>, hooks: GenerationHooks): number[] {
+  const shouldStop = hooks.shouldStop;
+  if (!shouldStop) return [];
+  return [...unfinished].filter((b) => shouldStop(b));
+}
