@@ -35,9 +35,11 @@ export { type GenerationHooks, type TokenCallback } from './generation/hooks.js'
 export { DecoderCache } from './generation/decoder-cache.js';
 export { BatcherClosedError, DecodeBatcher, QueueFullError, type DecodeBatcherOptions, type DecodeRequest } from './generation/batcher.js';
 export {
+  FrequencyPenaltyProcessor,
   LogitsProcessorList,
   MinLengthProcessor,
   NoRepeatNgramProcessor,
+  PresencePenaltyProcessor,
   RepetitionPenaltyProcessor,
   TemperatureProcessor,
   TopKProcessor,

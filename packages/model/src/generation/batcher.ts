@@ -32,6 +32,8 @@ export interface DecodeRequest {
   onToken?: (tokenId: number) => void;
   /** Aborting rejects the request with the signal's reason, whether it waits or decodes. */
   signal?: AbortSignal;
+  /** Called as the request leaves the queue for a batch, new or running (a server's queue-wait metric). */
+  onStart?: () => void;
 }
 
 /** The queue already holds maxQueue waiting requests (a server answers 503). */
@@ -51,6 +53,7 @@ interface Pending {
   /** performance.now() at submit. */
   arrivedAt: number;
   onToken: ((tokenId: number) => void) | undefined;
+  onStart: (() => void) | undefined;
   /** Set once the promise is resolved or rejected; a settled request that still decodes is abandoned. */
   settled: boolean;
   resolve: (output: GenerateOutput) => void;
@@ -149,6 +152,7 @@ export class DecodeBatcher {
         group: generationGroup(options),
         arrivedAt: performance.now(),
         onToken: request.onToken,
+        onStart: request.onStart,
         settled: false,
         resolve,
         reject,
@@ -292,6 +296,7 @@ export class DecodeBatcher {
     if (continuous) this.joinable.add(group);
     for (const p of batch) this.decoding.add(p);
     try {
+      for (const p of batch) p.onStart?.();
       this.onBatch?.(batch.length, group);
       const onStep = this.onStep;
       const outputs = await generateAsync(
@@ -339,6 +344,7 @@ export class DecodeBatcher {
     for (const p of joining) {
       this.decoding.add(p);
       members.set(numbering.next++, p);
+      p.onStart?.();
     }
     this.onBatch?.(joining.length, group);
     return joining.map((p) => ({ source: p.source, options: p.options }));

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   LogitsProcessorList,
+  FrequencyPenaltyProcessor,
   MinLengthProcessor,
   NoRepeatNgramProcessor,
+  PresencePenaltyProcessor,
   RepetitionPenaltyProcessor,
   TemperatureProcessor,
   TopKProcessor,
@@ -42,6 +44,18 @@ describe('logits processors on hand-made rows', () => {
     const r = row(4, -4, 4, -4);
     new RepetitionPenaltyProcessor(2).process([[0, 1, 0, 1]], [r]);
     expect(list(r)).toEqual([2, -8, 4, -4]);
+  });
+
+  it("OpenAI's penalties: logit[t] -= count[t]·frequency + (count[t] > 0)·presence", () => {
+    // Token 0 came twice, token 1 once, token 2 never.
+    const r = row(4, -4, 4);
+    new LogitsProcessorList([new FrequencyPenaltyProcessor(0.5), new PresencePenaltyProcessor(1.5)]).process([[0, 1, 0]], [r]);
+    expect(list(r)).toEqual([4 - 2 * 0.5 - 1.5, -4 - 1 * 0.5 - 1.5, 4]);
+    const favoured = row(0, 0);
+    new FrequencyPenaltyProcessor(-2).process([[1, 1]], [favoured]);
+    expect(list(favoured)).toEqual([0, 4]);
+    expect(() => new PresencePenaltyProcessor(2.5)).toThrow(RangeError);
+    expect(() => new FrequencyPenaltyProcessor(Number.NaN)).toThrow(RangeError);
   });
 
   it('TemperatureProcessor divides every score', () => {

@@ -112,6 +112,50 @@ export class RepetitionPenaltyProcessor extends RowProcessor {
   }
 }
 
+/** Counts of each token in `generated`. */
+function tokenCounts(generated: readonly number[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+/** OpenAI's penalties lie in [-2, 2]; a negative one favours repeats. */
+function checkOpenAiPenalty(name: string, value: number): void {
+  if (!(value >= -2 && value <= 2)) throw new RangeError(`${name} must be in [-2, 2], got ${value}`);
+}
+
+/**
+ * OpenAI's frequency penalty: logit[t] -= count[t] · penalty over the tokens
+ * generated so far, so a token is penalised more the more often it came.
+ * https://platform.openai.com/docs/advanced-usage#frequency-and-presence-penalties
+ */
+export class FrequencyPenaltyProcessor extends RowProcessor {
+  constructor(readonly penalty: number) {
+    super();
+    checkOpenAiPenalty('frequencyPenalty', penalty);
+  }
+
+  processRow(generated: readonly number[], row: Float32Array): void {
+    for (const [id, count] of tokenCounts(generated)) row[id] = row[id]! - count * this.penalty;
+  }
+}
+
+/**
+ * OpenAI's presence penalty: logit[t] -= penalty once for every token that
+ * has been generated at all, however often.
+ * https://platform.openai.com/docs/advanced-usage#frequency-and-presence-penalties
+ */
+export class PresencePenaltyProcessor extends RowProcessor {
+  constructor(readonly penalty: number) {
+    super();
+    checkOpenAiPenalty('presencePenalty', penalty);
+  }
+
+  processRow(generated: readonly number[], row: Float32Array): void {
+    for (const id of new Set(generated)) row[id] = row[id]! - this.penalty;
+  }
+}
+
 /** Divides scores by the temperature: below 1 sharpens the distribution, above 1 flattens it. */
 export class TemperatureProcessor extends RowProcessor {
   constructor(readonly temperature: number) {
@@ -173,6 +217,8 @@ export function scoreProcessors(o: ResolvedGenerateOptions, eosId: number): Logi
   if (o.minNewTokens > 0) list.push(new MinLengthProcessor(o.minNewTokens, eosId));
   if (o.noRepeatNgramSize > 0) list.push(new NoRepeatNgramProcessor(o.noRepeatNgramSize));
   if (o.repetitionPenalty !== 1) list.push(new RepetitionPenaltyProcessor(o.repetitionPenalty));
+  if (o.frequencyPenalty !== 0) list.push(new FrequencyPenaltyProcessor(o.frequencyPenalty));
+  if (o.presencePenalty !== 0) list.push(new PresencePenaltyProcessor(o.presencePenalty));
   return list;
 }
 

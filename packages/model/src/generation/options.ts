@@ -13,6 +13,10 @@ export interface GenerateOptions {
   noRepeatNgramSize?: number;
   /** CTRL repetition penalty; 1 (default) is off. */
   repetitionPenalty?: number;
+  /** OpenAI's frequency penalty, in [-2, 2]: count · penalty off each generated token's score; 0 (default) is off. */
+  frequencyPenalty?: number;
+  /** OpenAI's presence penalty, in [-2, 2]: penalty off the score of every token generated at least once; 0 (default) is off. */
+  presencePenalty?: number;
   /** Sampling only: divides the scores before sampling. Default 1. */
   temperature?: number;
   /** Sampling only: keep the k most probable tokens; 0 (default) is off. */
@@ -44,6 +48,8 @@ const DEFAULTS: Resolved = {
   minNewTokens: 0,
   noRepeatNgramSize: 0,
   repetitionPenalty: 1,
+  frequencyPenalty: 0,
+  presencePenalty: 0,
   temperature: 1,
   topK: 0,
   topP: 1,
@@ -110,6 +116,9 @@ export function resolveGenerateOptions(request: GenerateOptions = {}, config: Ge
   if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new RangeError(`temperature must be a positive number, got ${o.temperature}`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
   if (!(o.repetitionPenalty > 0) || !Number.isFinite(o.repetitionPenalty)) throw new RangeError(`repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);
+  for (const name of ['frequencyPenalty', 'presencePenalty'] as const) {
+    if (!(o[name] >= -2 && o[name] <= 2)) throw new RangeError(`${name} must be in [-2, 2], got ${o[name]}`);
+  }
   if (!Number.isFinite(o.seed)) throw new RangeError(`seed must be finite, got ${o.seed}`);
   return o;
 }
@@ -121,7 +130,7 @@ export function resolveGenerateOptions(request: GenerateOptions = {}, config: Ge
  * request's temperature, say). Readable, for logs: "beam numBeams=4 …".
  */
 export function generationGroup(o: ResolvedGenerateOptions): string {
-  const fields: (keyof ResolvedGenerateOptions)[] = ['minNewTokens', 'noRepeatNgramSize', 'repetitionPenalty'];
+  const fields: (keyof ResolvedGenerateOptions)[] = ['minNewTokens', 'noRepeatNgramSize', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty'];
   if (o.strategy === 'sample') fields.push('temperature', 'topK', 'topP');
   if (o.strategy === 'beam') fields.push('numBeams', 'lengthPenalty', 'earlyStopping');
   return [o.strategy, ...fields.map((f) => `${f}=${String(o[f])}`)].join(' ');
