@@ -62,3 +62,8 @@ export function presetConfig(
     eosId: vocab.eosId ?? 3,
   });
 }
+
+/** Throws the RangeError of a sequence of `tokens` tokens that the model's maxLength cannot hold. */
+export function checkSequenceLength(tokens: number, maxLength: number): void {
+  if (tokens > maxLength) throw new RangeError(`sequence of ${tokens} tokens is longer than the model's maxLength ${maxLength}`);
+}

@@ -1,11 +1,13 @@
 export { ModelConfigSchema, PRESETS, isPresetName, presetConfig, type ModelConfig, type PresetName } from './config.js';
 export { MASKED, MultiHeadAttention, paddingMask, scaledDotProductAttention, subsequentMask, type KeyValue, type SequenceShape } from './attention.js';
-export { DecoderLayer, EncoderLayer, LayerNorm, PositionwiseFeedForward, SublayerConnection, positionalEncoding, type LayerCache } from './layers.js';
+export { DecoderLayer, EncoderLayer, LayerNorm, PositionwiseFeedForward, SublayerConnection, positionalEncoding } from './layers.js';
 export { LabelSmoothing, crossEntropySum } from './loss.js';
 export { fineTuneSchedule, noamSchedule } from './schedule.js';
 export { Adam, PAPER_ADAM, clipByGlobalNorm, type AdamOptions } from './optimizer.js';
 export { disposeBatch, makeBatch, sourceTensor, type Example, type TensorBatch } from './batch.js';
-export { Transformer, type DecoderMemory, type DecoderStepInput, type DecoderStepOutput, type ForwardOptions } from './transformer.js';
+export { Transformer, type ForwardOptions } from './transformer.js';
+export { InferenceTransformer, type DecoderMemory, type DecoderStepInput, type DecoderStepOutput } from './inference/transformer.js';
+export { type LayerCache } from './inference/layers.js';
 export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-step.js';
 export { ForwardPass, ParamStore } from './params.js';
 export { Rng } from './random.js';

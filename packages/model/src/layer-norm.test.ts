@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from './backend.js';
 import { LayerNorm, layerNorm } from './layers.js';
-import { ForwardPass, ParamStore } from './params.js';
+import { InferenceLayerNorm } from './inference/layer-norm.js';
+import { ParamStore } from './params.js';
 import { LAYER_NORM_KERNEL } from './wasm-kernels.js';
 import { Rng } from './random.js';
 
@@ -63,7 +64,7 @@ describe('LayerNorm inference on wasm (the fused kernel)', () => {
     const rng = new Rng(9);
     const d = 256;
     const params = new ParamStore(rng);
-    const norm = new LayerNorm(params, 'norm', d);
+    const norm = new InferenceLayerNorm(new LayerNorm(params, 'norm', d), params);
     // γ and β away from 1 and 0, so that a kernel that forgot them would fail.
     tf.tidy(() => {
       const [gamma, beta] = [params.get('norm.weight'), params.get('norm.bias')];
@@ -72,11 +73,11 @@ describe('LayerNorm inference on wasm (the fused kernel)', () => {
     });
     for (const n of [1, 5, 40]) {
       const x = tf.tensor2d(Float32Array.from({ length: n * d }, (_, i) => 100 + (i % 7) + 20 * (rng.next() - 0.5)), [n, d]);
-      const profile = await tf.profile(() => norm.apply(x, ForwardPass.inference));
+      const profile = await tf.profile(() => norm.apply(x));
       tf.dispose(profile.result as tf.Tensor);
       expect(profile.kernels.map((k) => k.name)).toEqual([LAYER_NORM_KERNEL]);
       const before = tf.memory().numTensors;
-      const ours = tf.tidy(() => norm.apply(x, ForwardPass.inference).dataSync() as Float32Array);
+      const ours = tf.tidy(() => norm.apply(x).dataSync() as Float32Array);
       expect(tf.memory().numTensors).toBe(before);
       const reference = tf.tidy(() => autodiffLayerNorm(x, params.get('norm.weight') as tf.Tensor1D, params.get('norm.bias') as tf.Tensor1D, 1e-5).dataSync() as Float32Array);
       expect(maxRelativeError(ours, reference)).toBeLessThan(1e-5);

@@ -1,59 +1,28 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MultiHeadAttention, type KeyValue, type SequenceShape } from './attention.js';
-import * as kernel from './kernels.js';
-import { batchMatMul, customOp, dense, denseWeights, linear } from './ops.js';
+import { customOp, linear } from './ops.js';
 import type { ForwardPass, ParamStore } from './params.js';
-import { LAYER_NORM_KERNEL } from './wasm-kernels.js';
 
 /**
  * Layer normalisation (Ba et al. 2016), used around every sublayer (§3.1):
  * (x − mean) / √(var + ε) · γ + β over the model dimension of x [N, d].
  */
 export class LayerNorm {
-  /** Up to this many rows the inference path centres by a [d, d] product. */
-  private static readonly CENTRING_PRODUCT_ROWS = 16;
-  private readonly gamma: tf.Variable<tf.Rank.R1>;
-  private readonly beta: tf.Variable<tf.Rank.R1>;
+  readonly gamma: tf.Variable<tf.Rank.R1>;
+  readonly beta: tf.Variable<tf.Rank.R1>;
 
   constructor(
-    private readonly params: ParamStore,
+    params: ParamStore,
     prefix: string,
     size: number,
-    private readonly epsilon = 1e-5,
+    readonly epsilon = 1e-5,
   ) {
     this.gamma = params.ones(`${prefix}.weight`, size);
     this.beta = params.zeros(`${prefix}.bias`, size);
   }
 
-  apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
-    if (!pass.differentiable) return this.applyInference(x);
-    return layerNorm(x, this.gamma, this.beta, this.epsilon);
-  }
-
-  /**
-   * Where the backend has it (wasm), the fused LAYER_NORM_KERNEL: one kernel
-   * instead of eight. Elsewhere the same normalisation with both row means
-   * taken as products with a [d, 1] column of 1/d: a rank-2 matmul beats the
-   * Mean kernel several times over for short rows, which matters at one
-   * token per decoding step.
-   * For a few rows (decoding steps) centring is itself one product, with
-   * I − 11ᵀ/d [d, d]: one kernel instead of two, and its d² multiply-adds per
-   * row cost less than a kernel launch; for many rows they would not.
-   */
-  private applyInference(x: tf.Tensor2D): tf.Tensor2D {
-    if (tf.getKernel(LAYER_NORM_KERNEL, tf.getBackend()) !== undefined) {
-      return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, gamma: this.gamma, beta: this.beta }, { epsilon: this.epsilon }) as tf.Tensor2D; // [N, d]
-    }
-    const [n, d] = x.shape;
-    const averager = this.params.constant(`averager.${d}`, () => tf.fill([d, 1], 1 / d) as tf.Tensor2D); // [d, 1]
-    const epsilon = this.params.constant(`epsilon.${this.epsilon}`, () => tf.scalar(this.epsilon));
-    const centered =
-      n <= LayerNorm.CENTRING_PRODUCT_ROWS
-        ? batchMatMul<tf.Tensor2D>(x, this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D)) // [N, d]
-        : tf.sub(x, batchMatMul(x, averager)); // [N, d]
-    const variance = batchMatMul<tf.Tensor2D>(kernel.square(centered), averager); // [N, 1]
-    const normalized = kernel.mul(centered, kernel.rsqrt(kernel.add(variance, epsilon))); // [N, d]
-    return kernel.add(kernel.mul(normalized, this.gamma), this.beta); // [N, d]
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return layerNorm(x, this.gamma, this.beta, this.epsilon); // [N, d]
   }
 }
 
@@ -85,33 +54,27 @@ export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
 
 /** Position-wise feed-forward network (§3.3): max(0, x·W1 + b1)·W2 + b2 on x [N, d], each position alike. */
 export class PositionwiseFeedForward {
-  private readonly w1: tf.Variable<tf.Rank.R2>;
-  private readonly b1: tf.Variable<tf.Rank.R1>;
-  private readonly w2: tf.Variable<tf.Rank.R2>;
-  private readonly b2: tf.Variable<tf.Rank.R1>;
+  readonly w1: tf.Variable<tf.Rank.R2>;
+  readonly b1: tf.Variable<tf.Rank.R1>;
+  readonly w2: tf.Variable<tf.Rank.R2>;
+  readonly b2: tf.Variable<tf.Rank.R1>;
 
   constructor(
-    private readonly params: ParamStore,
-    private readonly prefix: string,
+    params: ParamStore,
+    /** Prefix of the parameter names: `${name}.w1.weight` … */
+    readonly name: string,
     dModel: number,
     dFF: number,
   ) {
-    this.w1 = params.xavier(`${prefix}.w1.weight`, dModel, dFF);
-    this.b1 = params.zeros(`${prefix}.w1.bias`, dFF);
-    this.w2 = params.xavier(`${prefix}.w2.weight`, dFF, dModel);
-    this.b2 = params.zeros(`${prefix}.w2.bias`, dModel);
+    this.w1 = params.xavier(`${name}.w1.weight`, dModel, dFF);
+    this.b1 = params.zeros(`${name}.w1.bias`, dFF);
+    this.w2 = params.xavier(`${name}.w2.weight`, dFF, dModel);
+    this.b2 = params.zeros(`${name}.w2.bias`, dModel);
   }
 
   apply(x: tf.Tensor2D, pass: ForwardPass): tf.Tensor2D {
-    if (!pass.differentiable) {
-      // Both products as bare kernels on [1, N, ·]: the hidden layer never needs rank 2.
-      const first = this.params.derived(`${this.prefix}.w1.inference`, () => ({ ...denseWeights([this.w1], [this.b1]) }));
-      const second = this.params.derived(`${this.prefix}.w2.inference`, () => ({ ...denseWeights([this.w2], [this.b2]) }));
-      const hidden = dense(kernel.reshape(x, [1, ...x.shape]), first, 'relu'); // [1, N, dff]
-      return kernel.reshape(dense(hidden, second), x.shape); // [N, d]
-    }
-    const hidden = linear(x, this.w1, this.b1, 'relu', pass.differentiable); // [N, dff]
-    return linear(pass.dropout(hidden), this.w2, this.b2, undefined, pass.differentiable); // [N, d]
+    const hidden = linear(x, this.w1, this.b1, 'relu'); // [N, dff]
+    return linear(pass.dropout(hidden), this.w2, this.b2); // [N, d]
   }
 }
 
@@ -144,24 +107,22 @@ export class SublayerConnection {
     params: ParamStore,
     prefix: string,
     dModel: number,
-    private readonly style: 'post' | 'pre',
+    readonly style: 'post' | 'pre',
   ) {
     this.norm = new LayerNorm(params, prefix, dModel);
   }
 
   apply(x: tf.Tensor2D, pass: ForwardPass, sublayer: (input: tf.Tensor2D) => tf.Tensor2D): tf.Tensor2D {
-    // Inference adds through the bare kernel; training needs the op's gradient.
-    const residual = (a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D => (pass.differentiable ? tf.add(a, b) : kernel.add(a, b)); // [N, d]
-    if (this.style === 'pre') return residual(x, pass.dropout(sublayer(this.norm.apply(x, pass)))); // [N, d]
-    return this.norm.apply(residual(x, pass.dropout(sublayer(x))), pass); // [N, d]
+    if (this.style === 'pre') return tf.add(x, pass.dropout(sublayer(this.norm.apply(x)))); // [N, d]
+    return this.norm.apply(tf.add(x, pass.dropout(sublayer(x)))); // [N, d]
   }
 }
 
 /** Encoder layer (§3.1): self-attention, then the feed-forward network, each a residual sublayer. */
 export class EncoderLayer {
-  private readonly selfAttn: MultiHeadAttention;
-  private readonly ffn: PositionwiseFeedForward;
-  private readonly sublayers: [SublayerConnection, SublayerConnection];
+  readonly selfAttn: MultiHeadAttention;
+  readonly ffn: PositionwiseFeedForward;
+  readonly sublayers: [SublayerConnection, SublayerConnection];
 
   constructor(params: ParamStore, prefix: string, dModel: number, heads: number, dFF: number, norm: 'post' | 'pre') {
     this.selfAttn = new MultiHeadAttention(params, `${prefix}.self_attn`, dModel, heads);
@@ -176,21 +137,15 @@ export class EncoderLayer {
   }
 }
 
-/** Per-layer state of incremental decoding: the growing self-attention cache and the fixed memory keys/values. */
-export interface LayerCache {
-  self: KeyValue | undefined;
-  memory: KeyValue;
-}
-
 /**
  * Decoder layer (§3.1): masked self-attention, encoder-decoder attention over
  * the encoder's output, then the feed-forward network.
  */
 export class DecoderLayer {
-  private readonly selfAttn: MultiHeadAttention;
+  readonly selfAttn: MultiHeadAttention;
   readonly crossAttn: MultiHeadAttention;
-  private readonly ffn: PositionwiseFeedForward;
-  private readonly sublayers: [SublayerConnection, SublayerConnection, SublayerConnection];
+  readonly ffn: PositionwiseFeedForward;
+  readonly sublayers: [SublayerConnection, SublayerConnection, SublayerConnection];
 
   constructor(params: ParamStore, prefix: string, dModel: number, heads: number, dFF: number, norm: 'post' | 'pre') {
     this.selfAttn = new MultiHeadAttention(params, `${prefix}.self_attn`, dModel, heads);
@@ -203,28 +158,10 @@ export class DecoderLayer {
     ];
   }
 
-  /** y [B·T, d] over the whole target prefix at once (training, or uncached decoding) → [B·T, d]. */
+  /** y [B·T, d] over the whole target prefix at once, each position seeing those before it → [B·T, d]. */
   apply(y: tf.Tensor2D, shape: SequenceShape, memory: KeyValue, sourceMask: tf.Tensor4D, targetMask: tf.Tensor4D, pass: ForwardPass): tf.Tensor2D {
     const h1 = this.sublayers[0].apply(y, pass, (h) => this.selfAttn.selfAttention(h, shape, targetMask, pass));
     const h2 = this.sublayers[1].apply(h1, pass, (h) => this.crossAttn.crossAttention(h, shape, memory, sourceMask, pass));
     return this.sublayers[2].apply(h2, pass, (h) => this.ffn.apply(h, pass));
-  }
-
-  /**
-   * One position y [B, d] with cached keys/values; returns its output [B, d]
-   * and the extended cache. `cacheMask` [B, 1, 1, T + 1] hides cache slots
-   * from rows that joined after them.
-   */
-  step(y: tf.Tensor2D, cache: LayerCache, sourceMask: tf.Tensor4D | undefined, pass: ForwardPass, cacheMask?: tf.Tensor4D): { output: tf.Tensor2D; cache: LayerCache } {
-    let self: KeyValue | undefined;
-    const shape = { batch: y.shape[0], length: 1 };
-    const h1 = this.sublayers[0].apply(y, pass, (h) => {
-      const r = this.selfAttn.selfAttentionStep(h, cache.self, cacheMask);
-      self = r.cache;
-      return r.output;
-    });
-    const h2 = this.sublayers[1].apply(h1, pass, (h) => this.crossAttn.crossAttention(h, shape, cache.memory, sourceMask, pass));
-    const output = this.sublayers[2].apply(h2, pass, (h) => this.ffn.apply(h, pass));
-    return { output, cache: { self: self!, memory: cache.memory } };
   }
 }

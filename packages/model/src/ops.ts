@@ -34,8 +34,7 @@ export function tidy<T>(fn: () => T): T {
  * `w` must outlive the backward pass (a variable): only x, and y for ReLU,
  * are saved, because saving clones and wasm clones by copying.
  */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'relu', differentiable = true): tf.Tensor2D {
-  if (!differentiable) return tf.fused.matMul({ a: x, b: w, ...(b ? { bias: b } : {}), activation: activation ?? 'linear' }) as tf.Tensor2D; // [N, out]
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activation?: 'relu'): tf.Tensor2D {
   return customOp<tf.Tensor2D>(b === undefined ? [x, w] : [x, w, b], ([xi, , bi], save) => {
     const y = tf.fused.matMul({ a: xi as tf.Tensor2D, b: w, ...(bi ? { bias: bi } : {}), activation: activation ?? 'linear' }); // [N, out]
     save(activation === 'relu' ? [xi!, y] : [xi!]);
@@ -77,8 +76,7 @@ export function projectOnto(h: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D {
  * gradient scatters back, summing repeated rows. GatherNd, not GatherV2: on
  * wasm the latter is an order of magnitude slower for row lookups.
  */
-export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D, differentiable = true): tf.Tensor2D {
-  if (!differentiable) return tf.gatherND(table, tf.expandDims(indices, 1)) as tf.Tensor2D; // [N, d]
+export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
   const shape = table.shape;
   return customOp<tf.Tensor2D>([table], ([t], save) => {
     const index = tf.expandDims(indices, 1); // [N, 1]
@@ -99,30 +97,4 @@ export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D, differentia
  */
 export function batchMatMul<T extends tf.Tensor>(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): T {
   return tf.engine().runKernel('BatchMatMul', { a, b }, { transposeA, transposeB }) as T; // [..., M, N]
-}
-
-/** An affine map prepared for inference: W as [1, in, out], the rank _FusedMatMul takes, and b [out]. */
-export interface DenseWeights {
-  w: tf.Tensor3D;
-  b: tf.Tensor1D;
-}
-
-/**
- * Inference-only x·W + b, optionally ReLU, x [1, N, in] → [1, N, out]: the
- * bare _FusedMatMul kernel. tf.fused.matMul adds three reshapes and a
- * custom-gradient wrapper around it, which cost more than the product itself
- * at one token per decoding step. Records no gradient.
- */
-export function dense(x: tf.Tensor3D, weights: DenseWeights, activation: 'linear' | 'relu' = 'linear'): tf.Tensor3D {
-  return tf.engine().runKernel('_FusedMatMul', { a: x, b: weights.w, bias: weights.b }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D; // [1, N, out]
-}
-
-/** W [in, out] and b [out], b's columns optionally scaled, as {@link DenseWeights} (concatenated along the outputs when several). */
-export function denseWeights(ws: tf.Tensor2D[], bs: tf.Tensor1D[], scales: number[] = ws.map(() => 1)): DenseWeights {
-  return tf.tidy(() => {
-    const scaled = <T extends tf.Tensor>(t: T, i: number): T => (scales[i] === 1 ? t : (tf.mul(t, scales[i]!) as T));
-    const w = ws.length === 1 ? scaled(ws[0]!, 0) : tf.concat(ws.map(scaled), 1); // [in, Σout]
-    const b = bs.length === 1 ? scaled(bs[0]!, 0) : tf.concat(bs.map(scaled)); // [Σout]
-    return { w: tf.reshape(w, [1, ...w.shape]) as tf.Tensor3D, b: bs.length === 1 && scales[0] === 1 ? tf.clone(b) : b }; // [1, in, Σout], [Σout]
-  });
 }

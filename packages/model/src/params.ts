@@ -102,29 +102,29 @@ export class ParamStore {
 }
 
 /**
- * How a forward pass runs. In training, dropout (§5.4) draws reproducible
- * masks, each call taking its seed from a per-step generator so that the same
- * step of a resumed run drops the same units, and ops record what their
- * gradients need. In inference dropout is the identity and ops skip the
- * gradient bookkeeping (which on wasm copies every saved activation).
+ * How a forward pass of the paper modules runs. In training, dropout (§5.4)
+ * draws reproducible masks, each call taking its seed from a per-step
+ * generator so that the same step of a resumed run drops the same units.
+ * `ForwardPass.inference` drops nothing (evaluation); decoding and validation
+ * run the inference form instead (inference/transformer.ts).
  */
 export class ForwardPass {
   private readonly rng: Rng | undefined;
 
   private constructor(
-    readonly differentiable: boolean,
     readonly rate: number,
     seed: number | undefined,
   ) {
     this.rng = seed === undefined || rate === 0 ? undefined : new Rng(seed);
   }
 
-  /** A training pass; without a seed dropout is off but gradients still flow. */
+  /** A training pass; without a seed dropout is off. */
   static training(rate: number, seed: number | undefined): ForwardPass {
-    return new ForwardPass(true, rate, seed);
+    return new ForwardPass(rate, seed);
   }
 
-  static readonly inference = new ForwardPass(false, 0, undefined);
+  /** A pass without dropout. */
+  static readonly inference = new ForwardPass(0, undefined);
 
   /**
    * Inverted dropout: zeroes each unit with probability `rate` and scales the

@@ -88,7 +88,7 @@ describe('the tiny Transformer on wasm', () => {
     const source = sourceTensor([[5, 6, 7, 8, 9], [10], [11, 12, 13]], config); // [3, 6] with padding
     const lengths = [6, 2, 4]; // EOS included
     const { packed, full, packedRows } = tf.tidy(() => {
-      const inference = model.encode(source);
+      const inference = model.inference.encode(source);
       const training = model.encode(source, ForwardPass.training(0, undefined));
       return { packed: inference.memory, full: training.memory, packedRows: inference.shape.packing?.pack.shape[0] };
     });

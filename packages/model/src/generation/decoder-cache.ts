@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { MASKED, type KeyValue } from '../attention.js';
-import * as kernel from '../kernels.js';
-import type { LayerCache } from '../layers.js';
+import * as kernel from '../inference/kernels.js';
+import type { LayerCache } from '../inference/layers.js';
 import { tidy } from '../ops.js';
 import type { Transformer } from '../transformer.js';
 
