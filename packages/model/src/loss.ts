@@ -10,7 +10,7 @@ import { customOp } from './ops.js';
  *
  * The gradient with respect to the logits is written out, (p − q)/N, instead
  * of being derived through log-softmax: on wasm the exp and log kernels over
- * [N, V] cost several times the fused softmax, and the one-hot q would have to
+ * [N, V] cost more than the fused softmax, and the one-hot q would have to
  * be materialised. log p is obtained from the softmax itself, without a second
  * pass: lse = max(z) − log(max(p)), and max(p) ≥ 1/V never underflows.
  *

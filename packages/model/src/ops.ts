@@ -2,11 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Primitive ops with hand-written gradients. On the wasm backend only rank-2,
- * non-transposed matmuls reach XNNPACK (15–25 GFLOP/s); batched or transposed
- * ones fall to a scalar loop (≈2 GFLOP/s), and autograd's matmul gradient uses
- * transposed products. Materialising the transposes keeps every product of
- * training on the fast path. Gather's gradient needs UnsortedSegmentSum, which
- * wasm lacks and cpu runs unusably slowly at V=8000; a scatter does the same.
+ * non-transposed matmuls reach XNNPACK; batched or transposed ones fall to a
+ * scalar loop, and autograd's matmul gradient uses transposed products.
+ * Materialising the transposes keeps every product of training on the fast
+ * path. Gather's gradient needs UnsortedSegmentSum, which wasm lacks and cpu
+ * runs far too slowly over a vocabulary; a scatter does the same.
  */
 
 type GradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
@@ -54,9 +54,8 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b?: tf.Tensor1D, activati
 /**
  * Projection onto a table stored [M, d] (the tied embedding): h [N, d] → h·Eᵀ [N, M].
  * The forward product is taken as (E·hᵀ)ᵀ: XNNPACK repacks its right operand
- * on every call, and packing hᵀ [d, N] instead of Eᵀ [d, M] makes it about a
- * fifth faster at M = 8000, N ≈ 200, transposes included. Every product stays
- * on the fast path; `table` must be a variable.
+ * on every call, and hᵀ [d, N] is the smaller one to pack when M ≫ N. Every
+ * product stays on the fast path; `table` must be a variable.
  */
 export function projectOnto(h: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D {
   return customOp<tf.Tensor2D>([h, table], ([hi], save) => {
@@ -74,7 +73,7 @@ export function projectOnto(h: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor2D {
 /**
  * Rows `table[indices[i]]`, table [M, d], indices int32 [N] → [N, d]; the
  * gradient scatters back, summing repeated rows. GatherNd, not GatherV2: on
- * wasm the latter is an order of magnitude slower for row lookups.
+ * wasm the latter is far slower for row lookups.
  */
 export function gatherRows(table: tf.Tensor2D, indices: tf.Tensor1D): tf.Tensor2D {
   const shape = table.shape;

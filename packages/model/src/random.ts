@@ -20,8 +20,8 @@ export class Rng {
   /**
    * `size` draws of the inverted-dropout mask (§5.4): 0 where the draw falls
    * below `rate`, 1/(1 − rate) elsewhere; the same numbers as calling
-   * nextUint32 per element. The generator is inlined on a local state, which
-   * is several times faster than a method call per element.
+   * nextUint32 per element. The generator is inlined on a local state: a
+   * method call per element would cost more than the draw itself.
    */
   dropoutMask(size: number, rate: number): Float32Array {
     const keep = 1 / (1 - rate);

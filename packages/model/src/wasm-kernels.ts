@@ -3,9 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 /**
  * Replacements for wasm kernels that cost more than they need to at this
  * model's sizes. Each keeps the kernel's contract (inputs, attributes,
- * output) and is registered once, when the wasm backend starts. (A batched
- * product in JavaScript over the heap was tried for attention's BatchMatMul:
- * wasm's scalar loop is faster still.)
+ * output) and is registered once, when the wasm backend starts.
  */
 
 /** The part of tfjs-backend-wasm's backend these kernels use. */
@@ -56,10 +54,9 @@ function shareIdentity(): void {
 }
 
 /**
- * LayerNorm as one pass over the heap. The composite takes eight kernels
+ * LayerNorm as one pass over the heap: the composite's eight kernels
  * (centring and variance products, square, add, rsqrt, and the three
- * broadcasts), about 40 µs for one row on wasm, a quarter of a decoding
- * step's kernel time at one token per row; the arithmetic is 4·d numbers a
+ * broadcasts) cost far more to launch than the 4·d numbers of arithmetic a
  * row. Sums run in float64, so rows come out at least as exact as the composite's.
  */
 function registerLayerNorm(): void {

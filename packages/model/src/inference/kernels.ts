@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * Kernels of the inference path, called through the engine directly. Each
+ * Kernels of the inference path, called through the engine directly: each
  * tf.* op opens and closes a named scope and converts and checks its
- * arguments first: about 5 µs an op on wasm, as much as the arithmetic of a
- * decoding step at one token per row, and a step runs about a hundred of
- * them. These take tensors only (no scalars, no -1 in shapes, no negative
- * axes), checked by the kernels themselves; training keeps the tf.* ops.
+ * arguments first, bookkeeping that weighs as much as a decoding step's
+ * arithmetic at one token per row. These take tensors only (no scalars, no -1
+ * in shapes, no negative axes), checked by the kernels themselves; the paper
+ * modules keep the tf.* ops.
  */
 
 function run<T extends tf.Tensor>(kernel: string, inputs: tf.NamedTensorMap | tf.Tensor[], attrs: Record<string, unknown> = {}): T {
