@@ -10,6 +10,7 @@ import { runTokenizerCli } from '@hanmadi/tokenizer';
 import { runEvaluateCli, runExportCli, runTrainCli } from '@hanmadi/trainer';
 import { Command } from 'commander';
 import manifest from '../package.json' with { type: 'json' };
+import { runDataCli } from './data-command.js';
 import { runStartCli } from './start-command.js';
 
 interface Subcommand {
@@ -26,6 +27,7 @@ export const COMMANDS: Readonly<Record<string, Subcommand>> = {
   serve: { summary: 'serve a model over HTTP: chat page, API, OpenAI-compatible endpoint', run: runServeCli },
   chat: { summary: 'chat with a model in the terminal', run: (argv) => runChatCli(argv) },
   tokenizer: { summary: 'train a SentencePiece-compatible BPE tokenizer and apply it', run: (argv) => runTokenizerCli(argv) },
+  data: { summary: 'download the reference corpus, checked by its sha256 (data fetch chatbotdata)', run: (argv) => runDataCli(argv) },
 };
 
 export const VERSION = manifest.version;

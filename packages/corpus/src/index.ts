@@ -15,4 +15,14 @@ export {
   type SentenceFormat,
 } from './reader.js';
 export { dedupePairs, splitPairs, unitHash, type DedupeResult, type Split, type SplitOptions } from './split.js';
-export { BUNDLED_CORPUS, CHATBOT_DATA_ENV, REPO_ROOT, referenceCorpusAvailable, referenceCorpusPath } from './reference.js';
+export {
+  BUNDLED_CORPUS,
+  CHATBOT_DATA,
+  CHATBOT_DATA_ENV,
+  chatbotDataCachePath,
+  chatbotDataTarget,
+  REPO_ROOT,
+  referenceCorpusAvailable,
+  referenceCorpusPath,
+  SHARED_CORPUS,
+} from './reference.js';
