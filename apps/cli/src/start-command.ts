@@ -13,6 +13,7 @@ import { API_KEY_ENV, cliExitCode, serveOptions, serveUntilSignal, type ServeSet
 import { BUNDLED_CORPUS, REPO_ROOT } from '@hanmadi/corpus';
 import { isModelDir } from '@hanmadi/model';
 import { runTrainCli } from '@hanmadi/trainer';
+import { onStopSignals } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
 
@@ -57,8 +58,15 @@ export async function runStartCli(argv: string[]): Promise<number> {
       // The last checkpoint: 16 validation pairs are too few to choose a model by.
       const trainArgs = ['--data', BUNDLED_CORPUS, '--init-from', o.base, '--out', o.out, '--epochs', o.epochs, '--average', '1', ...(resume ? ['--resume'] : [])];
       if (o.backend) trainArgs.push('--backend', o.backend);
-      const code = await runTrainCli(trainArgs);
+      // Ctrl-C during fine-tuning stops the whole command, not just the training.
+      let stopped = false;
+      const stopListening = onStopSignals({ onStop: () => (stopped = true), onForce: () => {} });
+      const code = await runTrainCli(trainArgs).finally(stopListening);
       if (code !== 0) return code;
+      if (stopped) {
+        process.stdout.write(`Fine-tuning stopped; its last checkpoint is in ${shown(o.out)}.\n`);
+        return 0;
+      }
       if (!(await isModelDir(o.out))) {
         process.stdout.write(`Fine-tuning stopped before a model was saved; run pnpm start again to resume.\n`);
         return 0;

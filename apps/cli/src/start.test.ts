@@ -55,3 +55,20 @@ it('serves the shipped base model; with --fine-tune fine-tunes it once on the bu
   expect(second).toContain('Serving the model in');
   expect(second).not.toContain('Fine-tuning');
 }, 240_000);
+
+it('stops on SIGTERM during its fine-tuning without going on to serve', async () => {
+  root ??= await mkdtemp(join(tmpdir(), 'hanmadi-start-'));
+  const out = join(root, 'stopped');
+  const child = spawn(process.execPath, [HANMADI, 'start', '--fine-tune', '--out', out, '--epochs', '3', '--port', '0', '--backend', 'wasm'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+    if (output.includes('"msg":"step"') && !child.killed) child.kill('SIGTERM');
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  expect(code, output).toBe(0);
+  expect(output).toMatch(/stopped by SIGTERM at step \d+/u);
+  expect(output).toContain('Fine-tuning stopped; its last checkpoint is in');
+  expect(output).not.toContain('is ready');
+}, 120_000);

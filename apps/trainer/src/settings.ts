@@ -74,7 +74,7 @@ const fraction = number({ min: 0, max: 1, maxExclusive: true });
  * Fine-tuning's recipe (--init-from): linear warm-up to a peak far below a
  * fresh Noam warm-up's (d^-0.5 · warmup^-0.5 = 3.1e-3 for the tutorial preset),
  * then linear decay to zero, so the base's knowledge is adjusted, not overwritten.
- * The peak was chosen by measurement (docs/fine-tuning.md).
+ * The peak was chosen by measurement (docs/chatbot-quality.md).
  */
 export const FINE_TUNE = { peakLr: 1e-4, warmupFraction: 0.1, epochs: 10 };
 
