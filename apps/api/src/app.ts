@@ -4,7 +4,9 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import type { Logger } from 'pino';
 import type { ChatModel } from './chat-model.js';
 import { authPlugin } from './plugins/auth.js';
+import type { CorsOrigins, TrustProxy } from './network-options.js';
 import { chatPlugin } from './plugins/chat.js';
+import { corsPlugin } from './plugins/cors.js';
 import { docsPlugin } from './plugins/docs.js';
 import { ApiError, errorsPlugin } from './plugins/errors.js';
 import { healthPlugin } from './plugins/health.js';
@@ -25,6 +27,10 @@ export interface AppOptions {
   apiKey?: string | undefined;
   /** Requests per minute per client address on /v1/*; 0 or none is unlimited. */
   rateLimitPerMinute?: number | undefined;
+  /** Origins allowed to call the API from a browser (`--cors-origin`); none (default) sends no CORS headers. */
+  corsOrigins?: CorsOrigins | undefined;
+  /** Fastify's trustProxy (`--trust-proxy`): whose X-Forwarded-For names the client that rate limits and logs see. */
+  trustProxy?: TrustProxy | undefined;
   /** Largest request body in bytes (413 beyond). */
   bodyLimit?: number;
   logger?: Logger | false;
@@ -43,6 +49,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Request log lines without query values: clients put keys there (?api_key=…).
     ...(options.logger ? { loggerInstance: options.logger.child({}, { serializers: { req: requestLogValue } }) as FastifyBaseLogger } : { logger: false }),
     bodyLimit: options.bodyLimit ?? 64 * 1024,
+    // A hop count as the function Fastify makes of one (its types leave numbers out).
+    trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
     // Streams and slow replies end on our own timeout (504), not a socket cut.
     requestTimeout: limits.requestTimeoutMs + 5_000,
     // Fastify's own 503 while closing has neither our error shape nor Retry-After; the hook below answers instead.
@@ -70,6 +78,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(securityHeadersPlugin);
   await app.register(errorsPlugin);
+  if (options.corsOrigins) await app.register(corsPlugin, { origins: options.corsOrigins });
   await app.register(jsonBodyPlugin);
   await app.register(docsPlugin, { version: options.version ?? '0.1.0', bearer: Boolean(options.apiKey) });
   await app.register(metricsPlugin, { model });
@@ -91,4 +100,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await v1.register(openAiPlugin, { model, limits, isClosing });
   });
   return app;
+}
+
+/** Trusts the `hops` nearest proxies: X-Forwarded-For's address that many hops back is the client. */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
 }

@@ -13,6 +13,7 @@ import {
   type Transformer,
 } from '@hanmadi/model';
 import { Tokenizer } from '@hanmadi/tokenizer';
+import { StopSequences } from './stop-sequences.js';
 import { TextStreamer } from './text-streamer.js';
 
 export interface BatchingOptions {
@@ -33,13 +34,17 @@ export interface ReplyOptions {
   signal?: AbortSignal;
   /** Called with each new piece of reply text as tokens are chosen (beam search: once, at the end). */
   onText?: (delta: string) => void;
+  /** Strings on which the reply ends (OpenAI's `stop`): decoding stops as one appears, and the reply is the text before it. */
+  stop?: readonly string[];
 }
 
 export interface Reply {
   reply: string;
-  finishReason: FinishReason;
+  /** 'stop': a stop string appeared. */
+  finishReason: FinishReason | 'stop';
   tokenIds: number[];
-  score: number;
+  /** Sum of log-probabilities as the search scored it; null when a stop string cut the reply short. */
+  score: number | null;
   promptTokens: number;
 }
 
@@ -49,7 +54,21 @@ interface ChatModelEvents {
   /** Requests decoded by one decoder step. */
   step: [requests: number];
   tokens: [count: number];
+  /** A finished reply's latencies, in seconds (vLLM's and TGI's metrics). */
+  timing: [timing: ReplyTiming];
 }
+
+export interface ReplyTiming {
+  /** From submission until a batch took the request. */
+  queueSeconds: number;
+  /** From submission until the first token (a reply without tokens: until it ended). */
+  firstTokenSeconds: number;
+  /** Mean time between later tokens; undefined for fewer than two tokens, or beam search (its tokens come at once). */
+  perTokenSeconds: number | undefined;
+}
+
+/** The reason a request's signal carries when a stop string ended it. */
+const STOPPED = Symbol('stop string');
 
 /**
  * A served run directory: the model, its tokenizer and the batcher that
@@ -73,13 +92,13 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
     this.batcher = new DecodeBatcher(model, { ...batching, onBatch: (size) => this.emit('batch', size), onStep: (requests) => this.emit('step', requests) });
   }
 
-  /** Loads a model directory (a run directory of `pnpm train` serves its best model) with its generation config. */
-  static async load(dir: string, batching: BatchingOptions = DEFAULT_BATCHING): Promise<ChatModel> {
+  /** Loads a model directory (a run directory of `pnpm train` serves its best model) with its generation config; its id is `servedName`, else the directory's name. */
+  static async load(dir: string, batching: BatchingOptions = DEFAULT_BATCHING, servedName?: string): Promise<ChatModel> {
     const { model, dir: loaded } = await loadModel(dir);
     try {
       const generationConfig = await readGenerationConfig(loaded.dir);
       const tokenizer = await Tokenizer.load(join(loaded.dir, TOKENIZER_FILE));
-      return new ChatModel(basename(resolve(dir)), resolve(dir), generationConfig, model, tokenizer, batching);
+      return new ChatModel(servedName ?? basename(resolve(dir)), resolve(dir), generationConfig, model, tokenizer, batching);
     } catch (error) {
       model.dispose();
       throw error;
@@ -118,17 +137,32 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
   async reply(message: string, decoding: GenerateOptions, options: ReplyOptions = {}): Promise<Reply> {
     // The tokenizer normalises (NFC, whitespace) as it encodes.
     const source = this.tokenizer.encode(message);
-    const streamer = options.onText ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText) : undefined;
-    const out = await this.batcher.submit({
-      source,
-      options: decoding,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(streamer ? { onToken: (id: number) => streamer.put(id) } : {}),
-    });
+    const stops = options.stop ?? [];
+    // Decoding every prefix costs; only a stream or stop strings need it.
+    const streamer = options.onText || stops.length > 0 ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText ?? (() => {}), new StopSequences(stops)) : undefined;
+    // A stop string ends the request the way a client's abort does: the batcher drops its row at the next step.
+    const stop = new AbortController();
+    const clock = new ReplyClock();
+    const out = await this.batcher
+      .submit({
+        source,
+        options: decoding,
+        signal: options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal,
+        onStart: () => clock.start(),
+        onToken: (id: number) => {
+          clock.token();
+          if (streamer?.put(id)) stop.abort(STOPPED);
+        },
+      })
+      .catch((error: unknown) => {
+        if (stop.signal.aborted && streamer?.stopped) return { tokens: streamer.stopped.tokens, finishReason: 'stop' as const, score: null };
+        throw error;
+      });
     streamer?.end(out.tokens);
     this.emit('tokens', out.tokens.length);
+    this.emit('timing', clock.timing(decoding.strategy !== 'beam'));
     return {
-      reply: this.tokenizer.decode(out.tokens),
+      reply: streamer?.stopped?.text ?? this.tokenizer.decode(out.tokens),
       finishReason: out.finishReason,
       tokenIds: out.tokens,
       score: out.score,
@@ -141,5 +175,35 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
     this.ready = false;
     await this.batcher.close();
     this.model.dispose();
+  }
+}
+
+/** The moments of one request: submitted, taken into a batch, each token. */
+class ReplyClock {
+  private readonly submitted = performance.now();
+  private started: number | undefined;
+  private first: number | undefined;
+  private last: number | undefined;
+  private tokens = 0;
+
+  start(): void {
+    this.started = performance.now();
+  }
+
+  token(): void {
+    const now = performance.now();
+    this.first ??= now;
+    this.last = now;
+    this.tokens++;
+  }
+
+  timing(streamsTokens: boolean): ReplyTiming {
+    const end = performance.now();
+    const seconds = (ms: number) => ms / 1000;
+    return {
+      queueSeconds: seconds((this.started ?? end) - this.submitted),
+      firstTokenSeconds: seconds((this.first ?? end) - this.submitted),
+      perTokenSeconds: streamsTokens && this.tokens > 1 ? seconds((this.last! - this.first!) / (this.tokens - 1)) : undefined,
+    };
   }
 }

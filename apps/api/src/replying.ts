@@ -1,7 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import { BatcherClosedError, GENERATION_CONFIG_FILE, QueueFullError, resolveGenerateOptions, type GenerateOptions, type GenerationConfig, type ResolvedGenerateOptions } from '@hanmadi/model';
 import { normalizeText } from '@hanmadi/corpus';
-import type { ChatModel, Reply } from './chat-model.js';
+import type { ChatModel, Reply, ReplyOptions } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
 import type { Decoding } from './schemas.js';
 
@@ -104,7 +104,7 @@ export async function replyFor(
   options: GenerateOptions,
   limits: ReplyLimits,
   reply: FastifyReply,
-  onText?: (delta: string) => void,
+  { onText, stop }: Pick<ReplyOptions, 'onText' | 'stop'> = {},
 ): Promise<Reply> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new TimeoutError(limits.requestTimeoutMs)), limits.requestTimeoutMs);
@@ -113,7 +113,7 @@ export async function replyFor(
   };
   reply.raw.on('close', gone);
   try {
-    return await model.reply(message, options, { signal: controller.signal, ...(onText ? { onText } : {}) });
+    return await model.reply(message, options, { signal: controller.signal, ...(onText ? { onText } : {}), ...(stop ? { stop } : {}) });
   } catch (error) {
     if (error instanceof QueueFullError) {
       throw new ApiError(503, 'too many requests are waiting; try again shortly', null, 'queue_full', { 'retry-after': RETRY_AFTER_S });

@@ -32,17 +32,18 @@ export const ChatRequestSchema = z.strictObject({
     .optional()
     .describe('earlier turns; accepted for clients that keep a conversation, but the model answers the message alone (it was trained on single-turn pairs)'),
   decoding: DecodingSchema.optional(),
+  stop: z.array(z.string().min(1)).max(4).optional().describe('up to 4 strings on which the reply ends; the reply is the text before the first, finishReason "stop"'),
 });
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
-export const FinishReasonSchema = z.enum(['eos', 'length']);
+export const FinishReasonSchema = z.enum(['eos', 'length', 'stop']);
 
 export const ChatResponseSchema = z.object({
   reply: z.string(),
   finishReason: FinishReasonSchema,
   tokens: z.int().describe('number of tokens generated, EOS not counted'),
   tokenIds: z.array(z.int()),
-  score: z.number().describe('sum of log-probabilities (beam search: divided by length^lengthPenalty)'),
+  score: z.number().nullable().describe('sum of log-probabilities (beam search: divided by length^lengthPenalty); null when a stop string ended the reply'),
   latencyMs: z.number(),
 });
 export type ChatResponse = z.infer<typeof ChatResponseSchema>;
@@ -66,11 +67,23 @@ const CompletionMessageSchema = z.strictObject({
   name: z.string().optional(),
 });
 
+/** OpenAI's `stop`: one string or up to 4. */
+const StopSchema = z
+  .union([z.string().min(1), z.array(z.string().min(1)).max(4)])
+  .nullable()
+  .optional()
+  .describe('up to 4 strings on which the reply ends (matched on the decoded text; the content excludes them; finish_reason "stop")');
+
+/** A field accepted only at the value that changes nothing; any other is refused with this reason. */
+const only = <T extends z.ZodType>(schema: T, why: string) => schema.nullable().optional().describe(why);
+
 /**
- * The subset of OpenAI's chat completions request the model can honour.
- * Fields OpenAI defines but a single-turn seq2seq model cannot (tools,
- * logprobs, penalties other than 0, n > 1) are rejected by name rather than
- * ignored, so a client never believes they took effect.
+ * The subset of OpenAI's chat completions request the model can honour, as
+ * vLLM and TGI accept it. Fields that would change the answer but cannot
+ * (tools, logprobs, JSON mode, n > 1) are refused by name rather than
+ * ignored, so a client never believes they took effect; an unknown field is
+ * refused likewise. Fields at their no-op values (`logprobs: false`,
+ * `tools: []`) are accepted, since real clients send them.
  */
 export const CompletionRequestSchema = z.strictObject({
   model: z.string().describe('the served model id (see GET /v1/models)'),
@@ -83,9 +96,14 @@ export const CompletionRequestSchema = z.strictObject({
   n: z.literal(1).nullable().optional(),
   stream: z.boolean().nullable().optional(),
   stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),
-  frequency_penalty: z.literal(0).nullable().optional(),
-  presence_penalty: z.literal(0).nullable().optional(),
-  user: z.string().optional(),
+  stop: StopSchema,
+  frequency_penalty: z.number().min(-2).max(2).nullable().optional().describe('logit[t] -= count[t] · frequency_penalty over the tokens generated so far'),
+  presence_penalty: z.number().min(-2).max(2).nullable().optional().describe('logit[t] -= presence_penalty for every token generated so far'),
+  logprobs: only(z.literal(false, { error: 'log-probabilities are not supported; send false or leave it out' }), 'only false'),
+  response_format: only(z.strictObject({ type: z.literal('text', { error: 'only "text" is supported (no JSON mode)' }) }), 'only {"type": "text"}'),
+  tools: only(z.array(z.unknown()).max(0, { error: 'tools are not supported; send [] or leave it out' }), 'only []'),
+  tool_choice: only(z.literal('none', { error: 'tools are not supported; only "none"' }), 'only "none"'),
+  user: z.string().optional().describe('accepted and ignored (never logged)'),
 });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 

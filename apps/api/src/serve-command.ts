@@ -12,6 +12,7 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ChatModel, DEFAULT_BATCHING } from './chat-model.js';
 import { DEFAULT_LIMITS } from './replying.js';
+import { parseCorsOrigin, parseTrustProxy, type CorsOrigins, type TrustProxy } from './network-options.js';
 
 export const API_KEY_ENV = 'HANMADI_API_KEY';
 
@@ -28,6 +29,9 @@ export interface ServeSettings {
   maxWaitMs: number;
   maxQueue: number;
   rateLimit: number;
+  corsOrigin?: CorsOrigins;
+  servedModelName?: string;
+  trustProxy?: TrustProxy;
   logLevel: string;
 }
 
@@ -64,6 +68,9 @@ export function serveOptions(program: Command): Command {
     .addOption(flag('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)').argParser(integer(0, 10_000)).default(DEFAULT_BATCHING.maxWaitMs))
     .addOption(flag('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)').argParser(integer(1)).default(DEFAULT_BATCHING.maxQueue))
     .addOption(flag('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)').argParser(integer(0)).default(0))
+    .addOption(flag('--cors-origin <origins>', 'origins allowed to call the API from a browser: * or a comma list such as https://chat.example.com (default: off)').argParser(parseCorsOrigin))
+    .addOption(flag('--served-model-name <name>', "the model id /v1/models reports and requests must name (default: the model directory's name)"))
+    .addOption(flag('--trust-proxy <value>', 'trust X-Forwarded-For from proxies in front: true, a hop count, or a comma list of addresses/CIDRs (default: off)').argParser(parseTrustProxy))
     .addOption(flag('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
 }
 
@@ -85,7 +92,7 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
     maxBatch: settings.maxBatch,
     maxWaitMs: settings.maxWaitMs,
     maxQueue: settings.maxQueue,
-  });
+  }, settings.servedModelName);
   const apiKey = process.env[API_KEY_ENV] || undefined;
   let app: FastifyInstance;
   try {
@@ -94,6 +101,8 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
       limits: { maxMessageChars: settings.maxMessageChars, requestTimeoutMs: settings.timeoutMs },
       apiKey,
       rateLimitPerMinute: settings.rateLimit,
+      corsOrigins: settings.corsOrigin,
+      trustProxy: settings.trustProxy,
       logger: log,
     });
     await app.listen({ port: settings.port, host: settings.host });

@@ -27,7 +27,7 @@ export const chatPlugin: FastifyPluginAsync<ChatOptions> = async (app, { model, 
       const message = checkMessage(request.body.message, 'message', limits);
       const options = generateOptions(request.body.decoding, model.generationConfig);
       assertReady(model, isClosing());
-      const out = await replyFor(model, message, options, limits, reply);
+      const out = await replyFor(model, message, options, limits, reply, { stop: request.body.stop ?? [] });
       return {
         reply: out.reply,
         finishReason: out.finishReason,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ChatModel } from '../chat-model.js';
+import type { ChatModel, ReplyTiming } from '../chat-model.js';
 
 export interface MetricsOptions {
   model: ChatModel;
@@ -41,6 +41,26 @@ const metricsPluginBody: FastifyPluginAsync<MetricsOptions> = async (app, { mode
     buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [registry],
   });
+  // Named as vLLM names its own (vllm:time_to_first_token_seconds, …), so dashboards carry over.
+  const latencyBuckets = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30];
+  const firstToken = new Histogram({
+    name: 'hanmadi_time_to_first_token_seconds',
+    help: 'From a request reaching the decoder queue to its first reply token (queue wait included)',
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const perToken = new Histogram({
+    name: 'hanmadi_time_per_output_token_seconds',
+    help: "Mean time between a reply's tokens after the first (greedy and sampling; beam search sends its tokens at once)",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 1],
+    registers: [registry],
+  });
+  const queueTime = new Histogram({
+    name: 'hanmadi_request_queue_time_seconds',
+    help: 'How long a request waited in the decoder queue before a batch took it',
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
   new Gauge({
     name: 'hanmadi_queue_length',
     help: 'Requests waiting for the decoder',
@@ -61,13 +81,20 @@ const metricsPluginBody: FastifyPluginAsync<MetricsOptions> = async (app, { mode
   const onTokens = (count: number) => tokens.inc(count);
   const onBatch = (size: number) => batchSize.observe(size);
   const onStep = (requests: number) => stepSize.observe(requests);
+  const onTiming = (t: ReplyTiming) => {
+    queueTime.observe(t.queueSeconds);
+    firstToken.observe(t.firstTokenSeconds);
+    if (t.perTokenSeconds !== undefined) perToken.observe(t.perTokenSeconds);
+  };
   model.on('tokens', onTokens);
   model.on('batch', onBatch);
   model.on('step', onStep);
+  model.on('timing', onTiming);
   app.addHook('onClose', async () => {
     model.off('tokens', onTokens);
     model.off('batch', onBatch);
     model.off('step', onStep);
+    model.off('timing', onTiming);
   });
 
   app.addHook('onRequest', async (request) => {

@@ -48,12 +48,18 @@ function completionOptions(request: CompletionRequest, config: GenerationConfig)
     options.topP = request.top_p;
   }
   if (request.seed != null) options.seed = request.seed;
+  if (request.frequency_penalty != null) options.frequencyPenalty = request.frequency_penalty;
+  if (request.presence_penalty != null) options.presencePenalty = request.presence_penalty;
   const maxNewTokens = request.max_completion_tokens ?? request.max_tokens;
   if (maxNewTokens != null) options.maxNewTokens = maxNewTokens;
   return resolveDecoding(options, config);
 }
 
-const finishReason = (reply: Reply) => (reply.finishReason === 'eos' ? ('stop' as const) : ('length' as const));
+/** OpenAI's "stop" covers both EOS and a stop string. */
+const finishReason = (reply: Reply) => (reply.finishReason === 'length' ? ('length' as const) : ('stop' as const));
+
+/** `stop` as a list: a string is a list of one. */
+const stopStrings = (stop: CompletionRequest['stop']): string[] => (stop == null ? [] : typeof stop === 'string' ? [stop] : stop);
 
 /**
  * Server-sent events in OpenAI's chunk format. The stream's headers are sent
@@ -135,11 +141,12 @@ export const openAiPlugin: FastifyPluginAsync<OpenAiOptions> = async (app, { mod
       if (body.model !== model.id) throw new ApiError(404, `model: "${body.model}" is not served here; GET /v1/models lists "${model.id}"`, 'model', 'model_not_found');
       const message = lastUserMessage(body, limits);
       const options = completionOptions(body, model.generationConfig);
+      const stop = stopStrings(body.stop);
       assertReady(model, isClosing());
       const id = `chatcmpl-${randomUUID()}`;
 
       if (!body.stream) {
-        const out = await replyFor(model, message, options, limits, reply);
+        const out = await replyFor(model, message, options, limits, reply, { stop });
         return {
           id,
           object: 'chat.completion' as const,
@@ -152,7 +159,7 @@ export const openAiPlugin: FastifyPluginAsync<OpenAiOptions> = async (app, { mod
 
       const stream = new CompletionStream(reply, { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: model.id });
       try {
-        const out = await replyFor(model, message, options, limits, reply, (delta) => stream.text(delta));
+        const out = await replyFor(model, message, options, limits, reply, { stop, onText: (delta) => stream.text(delta) });
         stream.finish(out, body.stream_options?.include_usage === true);
       } catch (error) {
         if (!stream.started) throw error;
