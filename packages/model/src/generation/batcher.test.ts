@@ -208,6 +208,30 @@ describe('DecodeBatcher on a tiny trained model', () => {
     await batcher.close();
   });
 
+  it('calls onStart once per request, as it leaves the queue: in a new batch or joining a running one', async () => {
+    const events: string[] = [];
+    const one = new DecodeBatcher(model, { maxBatch: 1 });
+    await Promise.all(
+      [0, 1, 2].map((i) =>
+        one.submit({ source: sources[i]!, options: { maxNewTokens: 3 }, onStart: () => events.push(`start ${i}`) }).then(() => events.push(`done ${i}`)),
+      ),
+    );
+    // One place: a request starts only once the one before it has left its row (it may join that batch's next step).
+    expect(events.filter((e) => e.startsWith('start'))).toEqual(['start 0', 'start 1', 'start 2']);
+    for (const i of [0, 1, 2]) expect(events.indexOf(`start ${i}`)).toBeLessThan(events.indexOf(`done ${i}`));
+    await one.close();
+    const starts: number[] = [];
+    const batcher = new DecodeBatcher(model);
+    const first = batcher.submit({ source: unseen[0]!, options: { maxNewTokens: 12 }, onStart: () => starts.push(0) });
+    // Arrives while the first decodes, and joins it at its next step.
+    const joining = new Promise<GenerateOutput>((resolve, reject) => {
+      setImmediate(() => batcher.submit({ source: unseen[1]!, options: { maxNewTokens: 12 }, onStart: () => starts.push(1) }).then(resolve, reject));
+    });
+    await Promise.all([first, joining]);
+    expect(starts).toEqual([0, 1]);
+    await batcher.close();
+  });
+
   it('refuses requests beyond maxQueue with QueueFullError', async () => {
     const batcher = new DecodeBatcher(model, { maxQueue: 2, maxWaitMs: 10_000 });
     const first = outcome(batcher.submit({ source: sources[0]! }));
