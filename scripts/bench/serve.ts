@@ -22,7 +22,7 @@
  * load generator's event loop is not blocked by decoding; each server is
  * closed and its thread ended (the model freed) before the next starts.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -364,28 +364,7 @@ interface LoadRow {
 }
 
 async function runLoad(server: ServerThread, questions: readonly string[], connections: number, seconds: number): Promise<LoadRow> {
-  let next = 0;
-  let replies = 0;
-  let tokens = 0;
-  const result = await autocannon({
-    url: `${server.ready.url}v1/chat`,
-    connections,
-    pipelining: 1,
-    duration: seconds,
-    timeout: 30,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    requests: [
-      {
-        setupRequest: (request) => ({ ...request, body: JSON.stringify({ message: questions[next++ % questions.length], decoding: { strategy: 'greedy' } }) }),
-        onResponse: (status, body) => {
-          if (status !== 200) return;
-          replies++;
-          tokens += (JSON.parse(body) as ChatResponse).tokens;
-        },
-      },
-    ],
-  });
+  const { result, replies, tokens } = await loadChat(server.ready.url, questions, connections, seconds);
   const stats = await server.stats(true);
   return {
     connections,
@@ -400,6 +379,38 @@ async function runLoad(server: ServerThread, questions: readonly string[], conne
     steps: stats.steps,
     meanBatch: stats.steps ? stats.stepRequests / stats.steps : 0,
   };
+}
+
+/** autocannon against POST `url`v1/chat, greedy replies to `questions` in turn; `byHeader` counts 200s by that response header's value. */
+async function loadChat(url: string, questions: readonly string[], connections: number, seconds: number, byHeader?: string) {
+  let next = 0;
+  let replies = 0;
+  let tokens = 0;
+  const counts = new Map<string, number>();
+  const result = await autocannon({
+    url: `${url}v1/chat`,
+    connections,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 30,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    requests: [
+      {
+        setupRequest: (request) => ({ ...request, body: JSON.stringify({ message: questions[next++ % questions.length], decoding: { strategy: 'greedy' } }) }),
+        onResponse: (status, body, _context, headers) => {
+          if (status !== 200) return;
+          replies++;
+          tokens += (JSON.parse(body) as ChatResponse).tokens;
+          if (byHeader) {
+            const value = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === byHeader)?.[1] ?? '(none)';
+            counts.set(String(value), (counts.get(String(value)) ?? 0) + 1);
+          }
+        },
+      },
+    ],
+  });
+  return { result, replies, tokens, counts };
 }
 
 // --- the PyTorch reference -------------------------------------------------------
@@ -528,6 +539,7 @@ interface ServeOptions {
   maxBatch: string;
   maxWaitMs: string;
   only?: 'latency' | 'throughput' | 'model';
+  replicas?: string;
   reference: boolean;
   recordedReference: boolean;
 }
@@ -546,6 +558,7 @@ export function serveCommand(): Command {
     .option('--max-batch <n>', "the batching server's maxBatch", '32')
     .option('--max-wait-ms <ms>', "the batching server's maxWaitMs", '0')
     .addOption(new Option('--only <part>', 'measure one part only').choices(['latency', 'throughput', 'model']))
+    .option('--replicas <n>', 'instead of the parts above: req/s of one `hanmadi serve` process, then of <n> behind HAProxy (docker/haproxy.cfg on loopback), the largest --clients for --duration s each')
     .option('--no-reference', 'no PyTorch figures at all')
     .option('--recorded-reference', "PyTorch's recorded figures instead of running it now")
     .action((_, command: Command) => benchServe(command.opts<ServeOptions>()));
@@ -577,6 +590,12 @@ export async function benchServe(values: ServeOptions): Promise<void> {
   console.log(`machine: ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${os.platform()} ${os.release()}, Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(`model: ${relative(process.cwd(), modelDir) || modelDir} (preset ${preset}); backend requested: ${values.backend}${values.backend === 'wasm' ? ` with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'} (--wasm-threads)` : ''}`);
   if (preset !== 'tutorial') console.log(`note: issue 5's targets are for the tutorial preset; this model's preset is ${preset}`);
+  if (values.replicas !== undefined) {
+    const replicas = Math.round(positiveNumber(values.replicas, '--replicas'));
+    const { questions, source } = await questionMix();
+    await benchReplicas({ modelDir, backend: values.backend, wasmThreads, replicas, clients: Math.max(...clients), duration, warmup, questions, source });
+    return;
+  }
 
   // The reference first, right before our own figures, as the other benchmarks do.
   let measured: RefFigures | undefined;
@@ -835,4 +854,69 @@ async function measureModelAlone(
     await Promise.all([batchers.on.close(), batchers.off.close()]);
     model.dispose();
   }
+}
+
+// --- replicas behind HAProxy -------------------------------------------------------
+
+interface ReplicaBench {
+  modelDir: string;
+  backend: string;
+  wasmThreads: number;
+  replicas: number;
+  clients: number;
+  duration: number;
+  warmup: number;
+  questions: readonly string[];
+  source: string;
+}
+
+/**
+ * One `hanmadi serve` process under the load, then `replicas` of them behind
+ * Debian's haproxy running docker/haproxy.cfg (loopback addresses), under the
+ * same load right after: the processes are the bundled CLI, as the image runs it.
+ */
+async function benchReplicas(b: ReplicaBench): Promise<void> {
+  const { CLI, freePort, haproxyVersion, loopbackConfigFor, REPLICA_HEADER, startHaproxy, startReplica, stop, waitFor200 } = await import('../docker/replicas.js');
+  const version = haproxyVersion();
+  if (!version) throw new Error('--replicas runs HAProxy from the PATH: apt-get install haproxy');
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: pnpm build`);
+  const flags = ['--backend', b.backend, '--wasm-threads', String(b.wasmThreads)];
+  const dir = mkdtempSync(join(os.tmpdir(), 'hanmadi-bench-replicas-'));
+  console.log(`\nreplicas: autocannon, ${b.clients} clients, POST /v1/chat, greedy natural replies to ${b.source}; ${b.duration} s per setup after a ${b.warmup} s warm-up;`);
+  console.log(`each replica a \`hanmadi serve\` process (${flags.join(' ')}); ${version}`);
+  const rows: string[][] = [['setup', 'req/s', 'p50 ms', 'p99 ms', 'err/non2xx', 'answered by']];
+  let oneRps = 0;
+  try {
+    for (const count of [1, b.replicas]) {
+      const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+      const servers = ports.map((port) => startReplica(b.modelDir, port, flags));
+      const started = [...servers];
+      try {
+        await Promise.all(servers.map((s, i) => waitFor200(`http://127.0.0.1:${ports[i]}/readyz`, s)));
+        let url = `http://127.0.0.1:${ports[0]}/`;
+        let label = '1 process, direct';
+        if (count > 1) {
+          const lb = await freePort();
+          const haproxy = startHaproxy(loopbackConfigFor(lb, ports), dir);
+          started.push(haproxy);
+          url = `http://127.0.0.1:${lb}/`;
+          await waitFor200(`${url}readyz`, haproxy, 10_000);
+          label = `${count} processes behind HAProxy`;
+        }
+        if (b.warmup > 0) await loadChat(url, b.questions, b.clients, b.warmup);
+        const { result, counts } = await loadChat(url, b.questions, b.clients, b.duration, count > 1 ? REPLICA_HEADER : undefined);
+        const rps = result['2xx'] / result.duration;
+        if (count === 1) oneRps = rps;
+        const by = count > 1 ? [...counts].sort().map(([name, n]) => `${name} ${n}`).join(', ') : '–';
+        rows.push([label, rps.toFixed(1), String(result.latency.p50), String(result.latency.p99), `${result.errors}/${result.non2xx}`, by]);
+      } finally {
+        await Promise.all(started.reverse().map((p) => stop(p)));
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  printTable(rows);
+  const many = Number(rows.at(-1)![1]);
+  console.log(`${b.replicas} replicas / 1 process: ${(many / oneRps).toFixed(2)}× the req/s on ${os.cpus().length} CPU cores (replicas share the cores: expect a gain only with cores to spare)`);
 }

@@ -126,23 +126,26 @@ describe('docker build context (.dockerignore)', () => {
 
 describe('docker/compose.yaml', () => {
   interface Service {
-    build: { context: string; dockerfile: string };
+    build?: { context: string; dockerfile: string };
+    image?: string;
     command?: string[];
     volumes?: string[];
+    ports?: string[];
     environment?: Record<string, string>;
     depends_on?: unknown;
-    deploy?: { resources?: { reservations?: { devices?: { driver?: string; count?: number | string; capabilities?: string[] }[] } } };
+    stop_grace_period?: string;
+    deploy?: { replicas?: number; resources?: { reservations?: { devices?: { driver?: string; count?: number | string; capabilities?: string[] }[] } } };
   }
   const compose = parseYaml(readFileSync(join(DOCKER_DIR, 'compose.yaml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 
   it('builds both images from the repository root with the Dockerfiles here', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['api', 'trainer']);
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'haproxy', 'trainer']);
     const dockerfiles = { api: 'docker/api.Dockerfile', trainer: 'docker/trainer-gpu.Dockerfile' };
     for (const [name, dockerfile] of Object.entries(dockerfiles)) {
       const build = compose.services[name]!.build;
-      expect(resolve(DOCKER_DIR, build.context)).toBe(resolve(REPO_ROOT));
-      expect(build.dockerfile).toBe(dockerfile);
-      expect(existsSync(join(REPO_ROOT, build.dockerfile))).toBe(true);
+      expect(resolve(DOCKER_DIR, build!.context)).toBe(resolve(REPO_ROOT));
+      expect(build!.dockerfile).toBe(dockerfile);
+      expect(existsSync(join(REPO_ROOT, build!.dockerfile))).toBe(true);
     }
   });
 
@@ -181,5 +184,35 @@ describe('docker/compose.yaml', () => {
     expect(compose.services['api']!.environment?.['HANMADI_MODEL']).toMatch(/^\/models\//u);
     // The api needs a trained model, not a running trainer.
     expect(compose.services['api']!.depends_on).toBeUndefined();
+  });
+
+  it('scales the api to 2 replicas behind HAProxy, which routes by /readyz and publishes the port', () => {
+    const api = compose.services['api']!;
+    const haproxy = compose.services['haproxy']!;
+    expect(api.deploy?.replicas).toBe(2);
+    // Replicas cannot share a host port: only HAProxy publishes one.
+    expect(api.ports).toBeUndefined();
+    expect(haproxy.ports).toEqual(['3000:3000']);
+    expect(haproxy.image).toMatch(/^haproxy:\d/u);
+    expect(haproxy.build).toBeUndefined();
+    expect(haproxy.volumes).toEqual(['./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro']);
+    const cfg = readFileSync(join(DOCKER_DIR, 'haproxy.cfg'), 'utf8');
+    const lines = cfg.split('\n').map((l) => l.trim());
+    // The replicas by Docker's DNS name and the port the api image listens on.
+    const apiEnv = stageEnv(stage(readDockerfile('api.Dockerfile')));
+    expect(lines.find((l) => l.startsWith('server-template'))).toMatch(new RegExp(`^server-template api \\d+ api:${apiEnv['HANMADI_PORT']} `, 'u'));
+    expect(lines).toContain('bind :3000');
+    expect(lines).toContain('option httpchk GET /readyz');
+    expect(lines).toContain('http-check expect status 200');
+    const check = / check inter (\d+)s fall (\d+) rise (\d+)$/u.exec(lines.find((l) => l.startsWith('default-server')) ?? '');
+    expect(check?.slice(1)).toEqual(['1', '2', '2']);
+    // Retried only when the request never reached a replica.
+    expect(lines.filter((l) => l.startsWith('retry-on'))).toEqual(['retry-on conn-failure']);
+    expect(lines).toContain('option redispatch 1');
+    // A stopping replica stays up, /readyz 503, until HAProxy has seen it fail (inter × fall), with room to spare.
+    const drainMs = Number(api.environment?.['HANMADI_DRAIN_MS']);
+    expect(drainMs).toBeGreaterThan(Number(check![1]) * Number(check![2]) * 1000);
+    // docker stop waits for the drain and requests in flight (--timeout-ms, 30 s by default) before SIGKILL.
+    expect(Number(/^(\d+)s$/u.exec(api.stop_grace_period ?? '')?.[1]) * 1000).toBeGreaterThan(drainMs + 30_000);
   });
 });

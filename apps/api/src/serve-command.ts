@@ -1,8 +1,10 @@
 /**
  * `pnpm serve --model <run-dir>`: loads the model, listens, warms the model
  * up (so /readyz turns 200 only once a reply is fast), and on SIGINT/SIGTERM
- * stops taking requests, finishes those in flight and exits 0.
+ * drains (--drain-ms: /readyz 503, still serving), stops taking requests,
+ * finishes those in flight and exits 0.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { BackendUnavailableError, GENERATION_CONFIG_FILE, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError } from '@hanmadi/model';
 import { ModelFileError } from '@hanmadi/tokenizer';
@@ -11,6 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.js';
 import { ChatModel, DEFAULT_BATCHING } from './chat-model.js';
+import { startDraining } from './plugins/health.js';
 import { DEFAULT_LIMITS } from './replying.js';
 import { parseCorsOrigin, parseTrustProxy, type CorsOrigins, type TrustProxy } from './network-options.js';
 
@@ -33,6 +36,8 @@ export interface ServeSettings {
   servedModelName?: string;
   trustProxy?: TrustProxy;
   logLevel: string;
+  /** After a stop, how long /readyz answers 503 while requests are still served (0 or none: close at once). */
+  drainMs?: number;
 }
 
 /** `--wasm-threads`: a count from 1 to 8 or `auto`, as a commander parser. */
@@ -68,6 +73,7 @@ export function serveOptions(program: Command): Command {
     .addOption(flag('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)').argParser(integer(0, 10_000)).default(DEFAULT_BATCHING.maxWaitMs))
     .addOption(flag('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)').argParser(integer(1)).default(DEFAULT_BATCHING.maxQueue))
     .addOption(flag('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)').argParser(integer(0)).default(0))
+    .addOption(flag('--drain-ms <n>', "on SIGTERM, /readyz answers 503 but requests are still served this long before closing: at least a load balancer's check interval × fall count").argParser(integer(0, 600_000)).default(0))
     .addOption(flag('--cors-origin <origins>', 'origins allowed to call the API from a browser: * or a comma list such as https://chat.example.com (default: off)').argParser(parseCorsOrigin))
     .addOption(flag('--served-model-name <name>', "the model id /v1/models reports and requests must name (default: the model directory's name)"))
     .addOption(flag('--trust-proxy <value>', 'trust X-Forwarded-For from proxies in front: true, a hop count, or a comma list of addresses/CIDRs (default: off)').argParser(parseTrustProxy))
@@ -80,7 +86,7 @@ export interface RunningServer {
   url: string;
   /** Resolves when the model is warmed up and /readyz answers 200. */
   ready: Promise<void>;
-  /** Stops taking requests, finishes those in flight, frees the model. */
+  /** Drains (`drainMs`), stops taking requests, finishes those in flight, frees the model. */
   close(): Promise<void>;
 }
 
@@ -126,6 +132,8 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
     ready,
     close: () => {
       closed ??= (async () => {
+        // A model that never warmed up was never ready, so no balancer routes here: nothing to drain.
+        if (settings.drainMs && model.isReady) await drain(app, settings.drainMs, log);
         await app.close();
         await ready.catch(() => {});
         await model.close();
@@ -133,6 +141,13 @@ export async function startServer(settings: ServeSettings, log: Logger): Promise
       return closed;
     },
   };
+}
+
+/** Out of readiness but still serving for `ms`, so that a balancer checking /readyz routes elsewhere before the port closes. */
+async function drain(app: FastifyInstance, ms: number, log: Logger): Promise<void> {
+  startDraining(app);
+  log.info(`draining: /readyz answers 503, requests are still served for ${ms} ms (--drain-ms), then closing`);
+  await sleep(ms);
 }
 
 /** Resolves on the first SIGINT/SIGTERM; a later one exits at once (`onStopSignals`). */
