@@ -17,6 +17,11 @@ export default tseslint.config(
   {
     // Apps sit at the top of the dependency graph: packages never import them.
     files: ['packages/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['@hanmadi/trainer', '@hanmadi/api', '**/apps/**'], message: 'packages must not import apps' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@hanmadi/trainer', '@hanmadi/api', '**/apps/**'], message: 'packages must not import apps' }] },
+      ],
+    },
   },
 );

@@ -23,7 +23,13 @@ export async function prepareChatbotData(vocabSize = 8000): Promise<PreparedCorp
   const { pairs } = await readPairs(referenceCorpusPath());
   const { train, valid } = splitPairs(pairs);
   const tokenizerPath = join(mkdtempSync(join(tmpdir(), 'hanmadi-bench-')), 'tokenizer.model');
-  await writeModelFile(tokenizerPath, trainBpe(train.flatMap((p) => [p.question, p.answer]), { vocabSize }));
+  await writeModelFile(
+    tokenizerPath,
+    trainBpe(
+      train.flatMap((p) => [p.question, p.answer]),
+      { vocabSize },
+    ),
+  );
   const tokenizer = await Tokenizer.load(tokenizerPath);
   const encode = (p: QaPair): Example => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) });
   return { tokenizer, tokenizerPath, train: train.map(encode), valid: valid.map(encode), validPairs: valid };

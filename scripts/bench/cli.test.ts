@@ -11,7 +11,21 @@ const FLAGS: Record<string, string[]> = {
   kernels: ['--repeat <n>', '--wasm-threads <n>'],
   model: ['--steps <n>', '--backends <list>', '--no-reference'],
   train: ['--steps <n>', '--workers <n>', '--no-reference'],
-  serve: ['--model <run-dir>', '--backend <name>', '--wasm-threads <n>', '--duration <s>', '--warmup <s>', '--requests <n>', '--clients <list>', '--rounds <n>', '--max-batch <n>', '--max-wait-ms <ms>', '--only <part>', '--no-reference', '--recorded-reference'],
+  serve: [
+    '--model <run-dir>',
+    '--backend <name>',
+    '--wasm-threads <n>',
+    '--duration <s>',
+    '--warmup <s>',
+    '--requests <n>',
+    '--clients <list>',
+    '--rounds <n>',
+    '--max-batch <n>',
+    '--max-wait-ms <ms>',
+    '--only <part>',
+    '--no-reference',
+    '--recorded-reference',
+  ],
   quality: ['--metrics <file>', '--perplexity <list>'],
 };
 

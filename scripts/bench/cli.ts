@@ -30,7 +30,10 @@ export function benchProgram(io: BenchIo = processIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showHelpAfterError()
-    .addHelpText('after', '\nThe ChatbotData benchmarks read $HANMADI_CHATBOT_DATA, else ../shared/data/chatbot-data/ChatbotData.csv.\nRun pnpm bench <name> --help for its flags.');
+    .addHelpText(
+      'after',
+      '\nThe ChatbotData benchmarks read $HANMADI_CHATBOT_DATA, else ../shared/data/chatbot-data/ChatbotData.csv.\nRun pnpm bench <name> --help for its flags.',
+    );
   // addCommand, unlike command(), does not pass the parent's settings on.
   for (const make of BENCH_COMMANDS) program.addCommand(make().copyInheritedSettings(program));
   return program;

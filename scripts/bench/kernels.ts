@@ -48,7 +48,9 @@ interface KernelsOptions {
 
 export function kernelsCommand(): Command {
   return new Command('kernels')
-    .description('kernels launched per training step and per cached decoding step of the tutorial preset on wasm, with their times; then per-row costs of batched decoding')
+    .description(
+      'kernels launched per training step and per cached decoding step of the tutorial preset on wasm, with their times; then per-row costs of batched decoding',
+    )
     .option('--repeat <n>', 'timed repetitions of each measurement (decoding replies: twice as many)', '20')
     .option('--wasm-threads <n>', 'threads of the wasm backend', '1')
     .addHelpText('after', '\nKERNEL_DETAIL=1 also lists the costliest non-product kernels of a training step by shape; KERNEL_DETAIL=all lists products too.')
@@ -81,7 +83,9 @@ export async function benchKernels(options: KernelsOptions): Promise<void> {
     trainOnce();
     trainTimes.push(performance.now() - t);
   }
-  console.log(`training forward+backward, 32 pairs (${examples.reduce((n, e) => n + e.target.length + 1, 0)} target tokens): ${trainKernels.length} kernels, median ${median(trainTimes).toFixed(1)} ms`);
+  console.log(
+    `training forward+backward, 32 pairs (${examples.reduce((n, e) => n + e.target.length + 1, 0)} target tokens): ${trainKernels.length} kernels, median ${median(trainTimes).toFixed(1)} ms`,
+  );
   console.log(`  ${histogram(trainKernels)}`);
   if (process.env['KERNEL_DETAIL']) {
     const byShape = new Map<string, { n: number; ms: number }>();
@@ -117,7 +121,9 @@ export async function benchKernels(options: KernelsOptions): Promise<void> {
     decodeReply();
     times.push(performance.now() - t);
   }
-  console.log(`decoding: startDecoding ${startKernels.length} kernels, step ${stepKernels.length} kernels; 20-token reply median ${median(times).toFixed(2)} ms (${(median(times) / 20).toFixed(3)} ms/token); tensors leaked ${tf.memory().numTensors - before}`);
+  console.log(
+    `decoding: startDecoding ${startKernels.length} kernels, step ${stepKernels.length} kernels; 20-token reply median ${median(times).toFixed(2)} ms (${(median(times) / 20).toFixed(3)} ms/token); tensors leaked ${tf.memory().numTensors - before}`,
+  );
   console.log(`  ${histogram(stepKernels)}`);
   src.dispose();
   await productsByRows(model, repeat);
@@ -178,8 +184,14 @@ async function productsByRows(model: Transformer, repeat: number): Promise<void>
   }
   const inputs = rowsList.map((rows) => ({
     rows,
-    src: sourceTensor(Array.from({ length: rows }, (_, r) => [10 + r, 20, 30, 40 + r, 50, 60]), config), // [R, 7]
-    tokens: tf.tensor1d(Array.from({ length: rows }, (_, r) => 5 + r), 'int32'), // [R]
+    src: sourceTensor(
+      Array.from({ length: rows }, (_, r) => [10 + r, 20, 30, 40 + r, 50, 60]),
+      config,
+    ), // [R, 7]
+    tokens: tf.tensor1d(
+      Array.from({ length: rows }, (_, r) => 5 + r),
+      'int32',
+    ), // [R]
     samples: [] as Sample[],
   }));
   const step = (cache: DecoderCache, tokens: tf.Tensor1D): void => {
@@ -219,8 +231,19 @@ async function productsByRows(model: Transformer, repeat: number): Promise<void>
     stepProducts: median(samples.map((x) => x.stepProducts)),
   }));
   const table: string[][] = [['rows', 'encoder ms/source', 'its products', 'step ms/row', 'its products', 'products share of step']];
-  medians.forEach((m, i) => table.push([String(rowsList[i]), m.encoder.toFixed(3), m.encoderProducts.toFixed(3), m.step.toFixed(3), m.stepProducts.toFixed(3), `${((100 * m.stepProducts) / m.step).toFixed(0)}%`]));
-  console.log(`\nbatched decoding, per row (ms; products: the BatchMatMul and _FusedMatMul kernels' time; step ${STEPS} of a 7-token source, median of ${repeat}):`);
+  medians.forEach((m, i) =>
+    table.push([
+      String(rowsList[i]),
+      m.encoder.toFixed(3),
+      m.encoderProducts.toFixed(3),
+      m.step.toFixed(3),
+      m.stepProducts.toFixed(3),
+      `${((100 * m.stepProducts) / m.step).toFixed(0)}%`,
+    ]),
+  );
+  console.log(
+    `\nbatched decoding, per row (ms; products: the BatchMatMul and _FusedMatMul kernels' time; step ${STEPS} of a 7-token source, median of ${repeat}):`,
+  );
   printTable(table);
   const one = medians[0]!;
   const many = medians[medians.length - 1]!;

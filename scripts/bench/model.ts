@@ -132,7 +132,9 @@ interface ModelOptions {
 
 export function modelCommand(): Command {
   return new Command('model')
-    .description('training steps/s and target tokens/s of the tutorial preset on ChatbotData on each backend, and greedy decoding latency with and without the cache, beside PyTorch')
+    .description(
+      'training steps/s and target tokens/s of the tutorial preset on ChatbotData on each backend, and greedy decoding latency with and without the cache, beside PyTorch',
+    )
     .option('--steps <n>', 'timed training steps after 3 warm-up steps (the cpu backend runs at most 2, webgpu at most 3)', '30')
     .option('--backends <list>', 'comma-separated backends to train on: wasm, cpu, webgpu', 'wasm,cpu')
     .option('--no-reference', 'skip the PyTorch reference (../shared/anchors/torch-cpu)')
@@ -155,7 +157,9 @@ export async function benchModel(options: ModelOptions): Promise<void> {
   const data = await prepareChatbotData();
   const batches = lengthBucketedBatches(data.train, 64, 1);
   const vocabSize = data.tokenizer.vocabSize;
-  console.log(`ChatbotData: ${data.train.length} training pairs, ${batches.length} batches of 64 (length-bucketed), vocab ${vocabSize}; ${steps} timed steps after ${WARMUP} warm-up`);
+  console.log(
+    `ChatbotData: ${data.train.length} training pairs, ${batches.length} batches of 64 (length-bucketed), vocab ${vocabSize}; ${steps} timed steps after ${WARMUP} warm-up`,
+  );
 
   const rows: TrainingRow[] = [];
   for (const backend of backends) {
@@ -174,10 +178,24 @@ export async function benchModel(options: ModelOptions): Promise<void> {
   const table: string[][] = [['backend', 'ms/step', 'steps/s', 'target tok/s', 'tok/step', 'vs PyTorch tok/s']];
   if (refTraining) {
     const r = refTraining;
-    table.push(['PyTorch 1.13 CPU, 2 threads', r.ms_per_step_median.toFixed(0), (1000 / r.ms_per_step_median).toFixed(2), r.tgt_tok_per_s_median.toFixed(0), r.tgt_tokens_per_step_mean.toFixed(0), '1.00×']);
+    table.push([
+      'PyTorch 1.13 CPU, 2 threads',
+      r.ms_per_step_median.toFixed(0),
+      (1000 / r.ms_per_step_median).toFixed(2),
+      r.tgt_tok_per_s_median.toFixed(0),
+      r.tgt_tokens_per_step_mean.toFixed(0),
+      '1.00×',
+    ]);
   }
   for (const row of rows) {
-    table.push([`hanmadi ${row.label}`, row.msPerStep.toFixed(0), (1000 / row.msPerStep).toFixed(2), row.tokensPerSecond.toFixed(0), row.tokensPerStep.toFixed(0), ratio(row.tokensPerSecond, refTraining?.tgt_tok_per_s_median)]);
+    table.push([
+      `hanmadi ${row.label}`,
+      row.msPerStep.toFixed(0),
+      (1000 / row.msPerStep).toFixed(2),
+      row.tokensPerSecond.toFixed(0),
+      row.tokensPerStep.toFixed(0),
+      ratio(row.tokensPerSecond, refTraining?.tgt_tok_per_s_median),
+    ]);
   }
   printTable(table);
 

@@ -40,7 +40,9 @@ export function runCurve(metricsText: string): Point[] {
 }
 
 function referenceCurve(): Point[] {
-  const raw = JSON.parse(readFileSync(join(ANCHOR_DIR, 'raw_train_w400_1372steps.json'), 'utf8')) as { curve: { step: number; train_s: number; val_ppl: number }[] };
+  const raw = JSON.parse(readFileSync(join(ANCHOR_DIR, 'raw_train_w400_1372steps.json'), 'utf8')) as {
+    curve: { step: number; train_s: number; val_ppl: number }[];
+  };
   return raw.curve.filter((c) => c.step > 0).map((c) => ({ step: c.step, trainSeconds: c.train_s, perplexity: c.val_ppl }));
 }
 
@@ -66,9 +68,12 @@ export async function benchQuality(options: QualityOptions): Promise<void> {
   const thresholds = options.perplexity.split(',').map(Number);
   const ours = runCurve(readFileSync(file, 'utf8'));
   const theirs = referenceCurve();
-  const cell = (point: Point | undefined) => (point ? `${(point.trainSeconds / 60).toFixed(1)} min (step ${point.step}, ${point.perplexity.toFixed(1)})` : 'not reached');
+  const cell = (point: Point | undefined) =>
+    point ? `${(point.trainSeconds / 60).toFixed(1)} min (step ${point.step}, ${point.perplexity.toFixed(1)})` : 'not reached';
   console.log(`training time to a validation perplexity, ${file} beside PyTorch 1.13 (recorded 8-minute run, warm-up 400)`);
   printTable([['perplexity ≤', 'hanmadi', 'PyTorch reference'], ...thresholds.map((t) => [String(t), cell(firstBelow(ours, t)), cell(firstBelow(theirs, t))])]);
   const best = ours.reduce((b, q) => (q.perplexity < b.perplexity ? q : b));
-  console.log(`hanmadi's lowest: perplexity ${best.perplexity.toFixed(2)} at step ${best.step} (${(best.trainSeconds / 60).toFixed(1)} min); its last: ${ours.at(-1)!.perplexity.toFixed(2)} at step ${ours.at(-1)!.step}`);
+  console.log(
+    `hanmadi's lowest: perplexity ${best.perplexity.toFixed(2)} at step ${best.step} (${(best.trainSeconds / 60).toFixed(1)} min); its last: ${ours.at(-1)!.perplexity.toFixed(2)} at step ${ours.at(-1)!.step}`,
+  );
 }

@@ -36,7 +36,11 @@ function lastJson<T>(output: string): T {
 /** Prepares the reference's data and runs its training benchmark (2 threads, 50 steps). */
 export function runReferenceTraining(): { work: string; result: ReferenceTraining } {
   const work = mkdtempSync(join(tmpdir(), 'hanmadi-torch-'));
-  const out = execFileSync('bash', [join(ANCHOR_DIR, 'run-reference.sh'), work], { encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [join(ANCHOR_DIR, 'run-reference.sh'), work], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return { work, result: lastJson<ReferenceTraining>(out) };
 }
 

@@ -127,7 +127,10 @@ async function serveInWorker(spec: ServerSpec): Promise<void> {
     port.postMessage({ type: 'ready', url: server.url, modelId: server.model.id, backend: tf.getBackend(), backendLine } satisfies FromWorker);
     port.on('message', (message: ToWorker) => {
       if (message.type === 'stats') {
-        port.postMessage({ type: 'stats', stats: { inFlight: server.model.inFlight, queueLength: server.model.queueLength, steps, stepRequests } } satisfies FromWorker);
+        port.postMessage({
+          type: 'stats',
+          stats: { inFlight: server.model.inFlight, queueLength: server.model.queueLength, steps, stepRequests },
+        } satisfies FromWorker);
         if (message.reset) steps = stepRequests = 0;
       } else {
         void server.close().then(
@@ -291,7 +294,13 @@ const noSamples = (): LatencySamples => ({ client: [], server: [], steps: 0 });
  * sent in `rounds` alternating groups (each server first every other round)
  * so that the machine's drift falls on both alike; → appended to `into`.
  */
-async function measureLatency(threads: Record<'off' | 'on', ServerThread>, c: LatencyCase, requests: number, rounds: number, into: Record<'off' | 'on', LatencySamples>): Promise<void> {
+async function measureLatency(
+  threads: Record<'off' | 'on', ServerThread>,
+  c: LatencyCase,
+  requests: number,
+  rounds: number,
+  into: Record<'off' | 'on', LatencySamples>,
+): Promise<void> {
   const body = { message: PROMPT, decoding: c.decoding };
   const modes = ['off', 'on'] as const;
   for (const mode of modes) {
@@ -518,7 +527,10 @@ async function questionMix(): Promise<{ questions: string[]; source: string }> {
     return { questions: valid.slice(0, MIX_SIZE).map((p) => p.question), source: `the first ${MIX_SIZE} validation-side questions of ChatbotData` };
   }
   const { pairs } = await readPairs(BUNDLED_CORPUS);
-  return { questions: pairs.slice(0, MIX_SIZE).map((p) => p.question), source: `the first ${MIX_SIZE} questions of data/hanmadi-qa.csv (ChatbotData not found)` };
+  return {
+    questions: pairs.slice(0, MIX_SIZE).map((p) => p.question),
+    source: `the first ${MIX_SIZE} questions of data/hanmadi-qa.csv (ChatbotData not found)`,
+  };
 }
 
 function positiveNumber(value: string, flag: string): number {
@@ -558,7 +570,10 @@ export function serveCommand(): Command {
     .option('--max-batch <n>', "the batching server's maxBatch", '32')
     .option('--max-wait-ms <ms>', "the batching server's maxWaitMs", '0')
     .addOption(new Option('--only <part>', 'measure one part only').choices(['latency', 'throughput', 'model']))
-    .option('--replicas <n>', 'instead of the parts above: req/s of one `hanmadi serve` process, then of <n> behind HAProxy (docker/haproxy.cfg on loopback), the largest --clients for --duration s each')
+    .option(
+      '--replicas <n>',
+      'instead of the parts above: req/s of one `hanmadi serve` process, then of <n> behind HAProxy (docker/haproxy.cfg on loopback), the largest --clients for --duration s each',
+    )
     .option('--no-reference', 'no PyTorch figures at all')
     .option('--recorded-reference', "PyTorch's recorded figures instead of running it now")
     .action((_, command: Command) => benchServe(command.opts<ServeOptions>()));
@@ -587,8 +602,15 @@ export async function benchServe(values: ServeOptions): Promise<void> {
   const preset = readPreset(modelDir);
 
   const cpus = os.cpus();
-  console.log(`machine: ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${os.platform()} ${os.release()}, Node ${process.version}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`model: ${relative(process.cwd(), modelDir) || modelDir} (preset ${preset}); backend requested: ${values.backend}${values.backend === 'wasm' ? ` with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'} (--wasm-threads)` : ''}`);
+  console.log(
+    `machine: ${cpus[0]?.model ?? 'unknown CPU'} × ${cpus.length}, ${os.platform()} ${os.release()}, Node ${process.version}; load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
+  console.log(
+    `model: ${relative(process.cwd(), modelDir) || modelDir} (preset ${preset}); backend requested: ${values.backend}${values.backend === 'wasm' ? ` with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'} (--wasm-threads)` : ''}`,
+  );
   if (preset !== 'tutorial') console.log(`note: issue 5's targets are for the tutorial preset; this model's preset is ${preset}`);
   if (values.replicas !== undefined) {
     const replicas = Math.round(positiveNumber(values.replicas, '--replicas'));
@@ -615,19 +637,48 @@ export async function benchServe(values: ServeOptions): Promise<void> {
   let backendLine = '';
   if (doLatency) {
     const cases: LatencyCase[] = [
-      { label: 'greedy, 20 tokens', natural: false, decoding: { strategy: 'greedy', minNewTokens: 20, maxNewTokens: 20 }, reference: (r) => r.greedy20, referenceSteps: (r) => (r.greedy20 === undefined ? undefined : 20) },
-      { label: 'greedy, natural', natural: true, forcedNatural: true, decoding: { strategy: 'greedy', maxNewTokens: 20 }, reference: (r) => r.greedyNatural, referenceSteps: (r) => r.greedyNaturalSteps },
-      { label: 'beam 4, natural', natural: true, decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, maxNewTokens: 20 }, reference: (r) => r.beamNatural, referenceSteps: () => undefined },
-      { label: 'beam 4, 20 tokens', natural: false, decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, minNewTokens: 20, maxNewTokens: 20 }, reference: (r) => r.beam20, referenceSteps: (r) => (r.beam20 === undefined ? undefined : 20) },
+      {
+        label: 'greedy, 20 tokens',
+        natural: false,
+        decoding: { strategy: 'greedy', minNewTokens: 20, maxNewTokens: 20 },
+        reference: (r) => r.greedy20,
+        referenceSteps: (r) => (r.greedy20 === undefined ? undefined : 20),
+      },
+      {
+        label: 'greedy, natural',
+        natural: true,
+        forcedNatural: true,
+        decoding: { strategy: 'greedy', maxNewTokens: 20 },
+        reference: (r) => r.greedyNatural,
+        referenceSteps: (r) => r.greedyNaturalSteps,
+      },
+      {
+        label: 'beam 4, natural',
+        natural: true,
+        decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, maxNewTokens: 20 },
+        reference: (r) => r.beamNatural,
+        referenceSteps: () => undefined,
+      },
+      {
+        label: 'beam 4, 20 tokens',
+        natural: false,
+        decoding: { strategy: 'beam', numBeams: 4, lengthPenalty: 0, minNewTokens: 20, maxNewTokens: 20 },
+        reference: (r) => r.beam20,
+        referenceSteps: (r) => (r.beam20 === undefined ? undefined : 20),
+      },
     ];
     // One request at a time, on a server with batching off (each request decodes at once) and on
     // (the default; a lone request waits maxWaitMs, if any, for company).
     // Half the requests with the batching-off server started first, half with it started second: whichever
     // thread starts first measured consistently slower here, for no reason in the servers themselves.
     const samples = cases.map(() => ({ off: noSamples(), on: noSamples() }));
-    for (const order of [['off', 'on'], ['on', 'off']] as const) {
+    for (const order of [
+      ['off', 'on'],
+      ['on', 'off'],
+    ] as const) {
       const threads = {} as Record<'off' | 'on', ServerThread>;
-      for (const mode of order) threads[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
+      for (const mode of order)
+        threads[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
       if (!backendLine) {
         backendLine = threads.on.ready.backendLine;
         for (const mode of ['off', 'on'] as const) console.log(`server (batching ${mode}): ${threads[mode].ready.modelId} — ${backendLine}`);
@@ -638,14 +689,22 @@ export async function benchServe(values: ServeOptions): Promise<void> {
         await Promise.all([threads.off.close(), threads.on.close()]);
       }
     }
-    const rows: Record<'off' | 'on', LatencyRow[]> = { off: cases.map((c, i) => latencyRow(c, samples[i]!.off)), on: cases.map((c, i) => latencyRow(c, samples[i]!.on)) };
+    const rows: Record<'off' | 'on', LatencyRow[]> = {
+      off: cases.map((c, i) => latencyRow(c, samples[i]!.off)),
+      on: cases.map((c, i) => latencyRow(c, samples[i]!.on)),
+    };
 
-    console.log(`\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${rows.off[0]!.n} measured per server after warm-ups,`);
+    console.log(
+      `\nlatency of one reply to "${PROMPT}", POST /v1/chat over loopback, one request at a time, ${rows.off[0]!.n} measured per server after warm-ups,`,
+    );
     console.log(`in rounds alternating batching off and on, half of them with each server's thread started first (ms; p99 by nearest rank)`);
     // The reference's weights never emit EOS: its greedy reply forced to as many steps as ours took stands in for a natural one.
     const naturalSteps = rows.off[cases.findIndex((c) => c.forcedNatural)]?.steps;
     const forced = naturalSteps === undefined ? undefined : measured?.greedyForced?.[naturalSteps];
-    const forcedRef: RefFigures | undefined = forced === undefined ? undefined : { source: `measured now: its greedy reply forced to ${naturalSteps} steps`, greedyNatural: forced, greedyNaturalSteps: naturalSteps! };
+    const forcedRef: RefFigures | undefined =
+      forced === undefined
+        ? undefined
+        : { source: `measured now: its greedy reply forced to ${naturalSteps} steps`, greedyNatural: forced, greedyNaturalSteps: naturalSteps! };
     const refFor = (c: LatencyCase): RefFigures | undefined => {
       if (!withReference) return undefined;
       if (c.forcedNatural && forcedRef) return forcedRef;
@@ -659,7 +718,24 @@ export async function benchServe(values: ServeOptions): Promise<void> {
       if (forcedRef) console.log(`PyTorch "now*": ${forcedRef.source} (torch_greedy_steps.py), right after bench_decode.py`);
       if (recorded && cases.some((c) => refFor(c) === recorded.figures)) console.log(`PyTorch "recorded": ${recorded.figures.source}`);
     }
-    const table: string[][] = [['decoding', 'batching', 'tokens', 'steps', 'client p50', 'client p99', 'server p50', 'ms/step', 'PyTorch', 'PyTorch p50', 'PyTorch steps', 'PyTorch ms/step', 'p50 vs PyTorch', 'ms/step vs PyTorch']];
+    const table: string[][] = [
+      [
+        'decoding',
+        'batching',
+        'tokens',
+        'steps',
+        'client p50',
+        'client p99',
+        'server p50',
+        'ms/step',
+        'PyTorch',
+        'PyTorch p50',
+        'PyTorch steps',
+        'PyTorch ms/step',
+        'p50 vs PyTorch',
+        'ms/step vs PyTorch',
+      ],
+    ];
     cases.forEach((c, i) => {
       for (const mode of ['off', 'on'] as const) {
         const row = rows[mode][i]!;
@@ -668,17 +744,43 @@ export async function benchServe(values: ServeOptions): Promise<void> {
         const theirSteps = r ? c.referenceSteps(r) : undefined;
         const theirPerStep = theirs !== undefined && theirSteps ? theirs / theirSteps : undefined;
         const perStep = row.clientP50 / row.steps;
-        const refCells = mode === 'off' ? [theirs === undefined ? '–' : sourceLabel(r), f1(theirs), theirSteps === undefined ? '–' : String(theirSteps), theirPerStep === undefined ? '–' : theirPerStep.toFixed(2)] : ['', '', '', ''];
-        table.push([mode === 'off' ? row.label : '', mode, String(row.tokens), Number.isInteger(row.steps) ? String(row.steps) : row.steps.toFixed(1), f1(row.clientP50), f1(row.clientP99), f1(row.serverP50), perStep.toFixed(2), ...refCells, ratio(row.clientP50, theirs), ratio(perStep, theirPerStep)]);
+        const refCells =
+          mode === 'off'
+            ? [
+                theirs === undefined ? '–' : sourceLabel(r),
+                f1(theirs),
+                theirSteps === undefined ? '–' : String(theirSteps),
+                theirPerStep === undefined ? '–' : theirPerStep.toFixed(2),
+              ]
+            : ['', '', '', ''];
+        table.push([
+          mode === 'off' ? row.label : '',
+          mode,
+          String(row.tokens),
+          Number.isInteger(row.steps) ? String(row.steps) : row.steps.toFixed(1),
+          f1(row.clientP50),
+          f1(row.clientP99),
+          f1(row.serverP50),
+          perStep.toFixed(2),
+          ...refCells,
+          ratio(row.clientP50, theirs),
+          ratio(perStep, theirPerStep),
+        ]);
       }
     });
     printTable(table);
-    console.log(`(tokens: reply tokens, EOS not counted; steps: decoder steps the server ran per request; ms/step: client p50 / steps, HTTP and encoder included;`);
-    console.log(` beam 4 scores as the reference does, by the sum of log-probabilities (lengthPenalty 0), and stops once no live beam can beat its best finished one;`);
+    console.log(
+      `(tokens: reply tokens, EOS not counted; steps: decoder steps the server ran per request; ms/step: client p50 / steps, HTTP and encoder included;`,
+    );
+    console.log(
+      ` beam 4 scores as the reference does, by the sum of log-probabilities (lengthPenalty 0), and stops once no live beam can beat its best finished one;`,
+    );
     console.log(` batching on: maxWaitMs ${maxWaitMs}, which a lone request waits; ratios of times: below 1× is faster than PyTorch)`);
     for (const row of rows.off) console.log(`  ${row.label}: ${JSON.stringify(row.reply)}`);
     if (measured && !measuredNatural) {
-      console.log(`  PyTorch "now" ran on weights of 20 training steps, whose greedy reply did not stop (${measured.greedyNaturalSteps} steps: ${JSON.stringify(measured.greedyNaturalReply ?? '')});`);
+      console.log(
+        `  PyTorch "now" ran on weights of 20 training steps, whose greedy reply did not stop (${measured.greedyNaturalSteps} steps: ${JSON.stringify(measured.greedyNaturalReply ?? '')});`,
+      );
       console.log(
         forcedRef
           ? '  so greedy natural compares with its reply forced to the same steps ("now*"), and beam natural with its recorded figure, taken with trained weights'
@@ -692,11 +794,18 @@ export async function benchServe(values: ServeOptions): Promise<void> {
       const natural = rows[mode][1]!;
       if (g20Ref?.greedy20 !== undefined) {
         const range = recorded ? `; recorded range ${f1(recorded.greedy20Range[0])}–${f1(recorded.greedy20Range[1])} ms` : '';
-        console.log(`target, batching ${mode}: greedy 20-token reply no slower than PyTorch: ${f1(g20.clientP50)} ms vs ${f1(g20Ref.greedy20)} ms (${sourceLabel(g20Ref)}${range}) → ${g20.clientP50 <= g20Ref.greedy20 ? 'met' : 'NOT met'}`);
+        console.log(
+          `target, batching ${mode}: greedy 20-token reply no slower than PyTorch: ${f1(g20.clientP50)} ms vs ${f1(g20Ref.greedy20)} ms (${sourceLabel(g20Ref)}${range}) → ${g20.clientP50 <= g20Ref.greedy20 ? 'met' : 'NOT met'}`,
+        );
       }
       if (naturalRef?.greedyNatural !== undefined) {
-        const alsoRecorded = naturalRef === forcedRef && recorded?.figures.greedyNatural !== undefined ? `; recorded natural reply: ${f1(recorded.figures.greedyNatural)} ms over ${recorded.figures.greedyNaturalSteps ?? '?'} steps` : '';
-        console.log(`target, batching ${mode}: natural greedy reply no slower than PyTorch's: ${f1(natural.clientP50)} ms over ${natural.steps} steps vs ${f1(naturalRef.greedyNatural)} ms over ${naturalRef.greedyNaturalSteps ?? '?'} (${sourceLabel(naturalRef)}${alsoRecorded}) → ${natural.clientP50 <= naturalRef.greedyNatural ? 'met' : 'NOT met'}`);
+        const alsoRecorded =
+          naturalRef === forcedRef && recorded?.figures.greedyNatural !== undefined
+            ? `; recorded natural reply: ${f1(recorded.figures.greedyNatural)} ms over ${recorded.figures.greedyNaturalSteps ?? '?'} steps`
+            : '';
+        console.log(
+          `target, batching ${mode}: natural greedy reply no slower than PyTorch's: ${f1(natural.clientP50)} ms over ${natural.steps} steps vs ${f1(naturalRef.greedyNatural)} ms over ${naturalRef.greedyNaturalSteps ?? '?'} (${sourceLabel(naturalRef)}${alsoRecorded}) → ${natural.clientP50 <= naturalRef.greedyNatural ? 'met' : 'NOT met'}`,
+        );
       }
     }
   }
@@ -705,15 +814,23 @@ export async function benchServe(values: ServeOptions): Promise<void> {
     const { questions, source } = await questionMix();
     const slice = duration / (2 * Math.ceil(rounds / 2));
     console.log(`\nthroughput: autocannon, POST /v1/chat, greedy natural replies (default maxNewTokens) to ${source}, round robin;`);
-    console.log(`per client count about ${duration} s per server, in rounds of ${slice.toFixed(1)} s that alternate batching on and off (this machine's speed drifts by tens`);
-    console.log(`of per cent within a minute: alternating lets both see the same drift), half of them with each server's thread started first, after a ${warmup} s`);
+    console.log(
+      `per client count about ${duration} s per server, in rounds of ${slice.toFixed(1)} s that alternate batching on and off (this machine's speed drifts by tens`,
+    );
+    console.log(
+      `of per cent within a minute: alternating lets both see the same drift), half of them with each server's thread started first, after a ${warmup} s`,
+    );
     console.log(`warm-up per server; batching on: maxBatch ${maxBatch}, maxWaitMs ${maxWaitMs}`);
     // Both servers up at once, each in its own thread; only the one under load works. Half the rounds
     // with each server's thread started first, as for latency.
     const parts = clients.map(() => ({ on: [] as LoadRow[], off: [] as LoadRow[] }));
-    for (const order of [['on', 'off'], ['off', 'on']] as const) {
+    for (const order of [
+      ['on', 'off'],
+      ['off', 'on'],
+    ] as const) {
       const servers = {} as Record<'on' | 'off', ServerThread>;
-      for (const mode of order) servers[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
+      for (const mode of order)
+        servers[mode] = await ServerThread.start({ model: modelDir, backend: values.backend, wasmThreads, batching: mode === 'on', maxBatch, maxWaitMs });
       backendLine ||= servers.on.ready.backendLine;
       try {
         for (const mode of ['on', 'off'] as const) {
@@ -743,37 +860,99 @@ export async function benchServe(values: ServeOptions): Promise<void> {
     });
 
     const errs = (r: LoadRow): string => `${r.errors}/${r.non2xx}`;
-    const table: string[][] = [['clients', 'on req/s', 'on p50', 'on p99', 'on err/non2xx', 'on batch', 'on tok/reply', 'off req/s', 'off p50', 'off p99', 'off err/non2xx', 'off tok/reply', 'on/off req/s', 'by round (median)']];
+    const table: string[][] = [
+      [
+        'clients',
+        'on req/s',
+        'on p50',
+        'on p99',
+        'on err/non2xx',
+        'on batch',
+        'on tok/reply',
+        'off req/s',
+        'off p50',
+        'off p99',
+        'off err/non2xx',
+        'off tok/reply',
+        'on/off req/s',
+        'by round (median)',
+      ],
+    ];
     clients.forEach((c, i) => {
       const on = results.on[i]!;
       const off = results.off[i]!;
-      table.push([String(c), on.rps.toFixed(1), String(on.p50), String(on.p99), errs(on), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), String(off.p50), String(off.p99), errs(off), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`, `${median(roundRatios[i]!).toFixed(2)}×`]);
+      table.push([
+        String(c),
+        on.rps.toFixed(1),
+        String(on.p50),
+        String(on.p99),
+        errs(on),
+        on.meanBatch.toFixed(1),
+        on.tokensPerReply.toFixed(1),
+        off.rps.toFixed(1),
+        String(off.p50),
+        String(off.p99),
+        errs(off),
+        off.tokensPerReply.toFixed(1),
+        `${(on.rps / off.rps).toFixed(2)}×`,
+        `${median(roundRatios[i]!).toFixed(2)}×`,
+      ]);
     });
-    console.log(`\nthroughput, batching on vs off (req/s: 2xx replies per second over all rounds; p50: median of the rounds' p50, p99: the worst round's p99, client latency in ms;`);
+    console.log(
+      `\nthroughput, batching on vs off (req/s: 2xx replies per second over all rounds; p50: median of the rounds' p50, p99: the worst round's p99, client latency in ms;`,
+    );
     console.log(` batch: mean requests per decoder step; by round: the median of the rounds' on/off ratios)`);
     printTable(table);
     const top = clients.indexOf(32) >= 0 ? clients.indexOf(32) : clients.length - 1;
     const on = results.on[top]!;
     const off = results.off[top]!;
     const r = on.rps / off.rps;
-    console.log(`target at ${clients[top]} clients: batching ≥ 3× the req/s of batching off → ${r.toFixed(2)}× ${r >= 3 ? 'met' : 'NOT met'} (rounds: ${roundRatios[top]!.map((x) => x.toFixed(2)).join(', ')}); p99 under 1 s with batching → ${on.p99} ms ${on.p99 < 1000 ? 'met' : 'NOT met'}`);
+    console.log(
+      `target at ${clients[top]} clients: batching ≥ 3× the req/s of batching off → ${r.toFixed(2)}× ${r >= 3 ? 'met' : 'NOT met'} (rounds: ${roundRatios[top]!.map((x) => x.toFixed(2)).join(', ')}); p99 under 1 s with batching → ${on.p99} ms ${on.p99 < 1000 ? 'met' : 'NOT met'}`,
+    );
   }
   if (doModel) {
     const { questions, source } = await questionMix();
     const callers = Math.max(...clients);
     const slice = duration / (2 * Math.ceil(rounds / 2));
-    console.log(`\nthe model alone: one copy of the model in the benchmark's own thread, tokenizing, decoding (DecodeBatcher) and detokenizing as the service does,`);
+    console.log(
+      `\nthe model alone: one copy of the model in the benchmark's own thread, tokenizing, decoding (DecodeBatcher) and detokenizing as the service does,`,
+    );
     console.log(`without HTTP or JSON; ${callers} closed-loop callers, each sending its next question once its reply came;`);
-    console.log(`greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${Math.max(warmup, MODEL_WARMUP_MIN_S)} s warm-up each`);
-    const rows = await measureModelAlone({ model: modelDir, backend: values.backend, wasmThreads, maxBatch, maxWaitMs }, questions, callers, slice, Math.ceil(rounds / 2) * 2, warmup);
-    const table: string[][] = [['callers', 'on req/s', 'on ms/reply', 'on batch', 'on tok/reply', 'off req/s', 'off ms/reply', 'off tok/reply', 'on/off req/s', 'by round (median)']];
+    console.log(
+      `greedy natural replies to ${source}; about ${duration} s per mode in rounds of ${slice.toFixed(1)} s alternating batching on and off, after a ${Math.max(warmup, MODEL_WARMUP_MIN_S)} s warm-up each`,
+    );
+    const rows = await measureModelAlone(
+      { model: modelDir, backend: values.backend, wasmThreads, maxBatch, maxWaitMs },
+      questions,
+      callers,
+      slice,
+      Math.ceil(rounds / 2) * 2,
+      warmup,
+    );
+    const table: string[][] = [
+      ['callers', 'on req/s', 'on ms/reply', 'on batch', 'on tok/reply', 'off req/s', 'off ms/reply', 'off tok/reply', 'on/off req/s', 'by round (median)'],
+    ];
     const ratios = rows.on.map((on, r) => on.replies / on.seconds / (rows.off[r]!.replies / rows.off[r]!.seconds));
     const on = sumModelRounds(rows.on);
     const off = sumModelRounds(rows.off);
-    table.push([String(callers), on.rps.toFixed(1), (1000 / on.rps).toFixed(2), on.meanBatch.toFixed(1), on.tokensPerReply.toFixed(1), off.rps.toFixed(1), (1000 / off.rps).toFixed(2), off.tokensPerReply.toFixed(1), `${(on.rps / off.rps).toFixed(2)}×`, `${median(ratios).toFixed(2)}×`]);
+    table.push([
+      String(callers),
+      on.rps.toFixed(1),
+      (1000 / on.rps).toFixed(2),
+      on.meanBatch.toFixed(1),
+      on.tokensPerReply.toFixed(1),
+      off.rps.toFixed(1),
+      (1000 / off.rps).toFixed(2),
+      off.tokensPerReply.toFixed(1),
+      `${(on.rps / off.rps).toFixed(2)}×`,
+      `${median(ratios).toFixed(2)}×`,
+    ]);
     console.log(`(ms/reply: the thread's time per reply, 1000 / req/s, since the callers keep it busy; batch: mean requests per decoder step)`);
     printTable(table);
-    console.log(`the model alone at ${callers} callers: batching on/off ${(on.rps / off.rps).toFixed(2)}× (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}), the ceiling for the service's ratio over HTTP`);
+    console.log(
+      `the model alone at ${callers} callers: batching on/off ${(on.rps / off.rps).toFixed(2)}× (rounds: ${ratios.map((x) => x.toFixed(2)).join(', ')}), the ceiling for the service's ratio over HTTP`,
+    );
     backendLine ||= rows.backendLine;
   }
   if (backendLine) console.log(`\nserver ${backendLine}`);
@@ -794,7 +973,16 @@ interface ModelRound {
 function sumModelRounds(rounds: readonly ModelRound[]): { rps: number; meanBatch: number; tokensPerReply: number } {
   const sum = (pick: (r: ModelRound) => number) => rounds.reduce((s, r) => s + pick(r), 0);
   const replies = sum((r) => r.replies);
-  return { rps: replies / sum((r) => r.seconds), meanBatch: sum((r) => r.stepRequests) / Math.max(1, sum((r) => r.steps)), tokensPerReply: sum((r) => r.tokens) / Math.max(1, replies) };
+  return {
+    rps: replies / sum((r) => r.seconds),
+    meanBatch:
+      sum((r) => r.stepRequests) /
+      Math.max(
+        1,
+        sum((r) => r.steps),
+      ),
+    tokensPerReply: sum((r) => r.tokens) / Math.max(1, replies),
+  };
 }
 
 /**
@@ -813,13 +1001,21 @@ async function measureModelAlone(
   rounds: number,
   warmup: number,
 ): Promise<{ on: ModelRound[]; off: ModelRound[]; backendLine: string }> {
-  const [{ DecodeBatcher, initBackend, loadModel, parseBackendChoice, TOKENIZER_FILE }, { Tokenizer }] = await Promise.all([import('@hanmadi/model'), import('@hanmadi/tokenizer')]);
+  const [{ DecodeBatcher, initBackend, loadModel, parseBackendChoice, TOKENIZER_FILE }, { Tokenizer }] = await Promise.all([
+    import('@hanmadi/model'),
+    import('@hanmadi/tokenizer'),
+  ]);
   let backendLine = '';
   await initBackend(parseBackendChoice(spec.backend, '--backend'), (line) => (backendLine = line), { wasmThreads: spec.wasmThreads });
   const { model, dir } = await loadModel(spec.model);
   const counts = { on: { steps: 0, stepRequests: 0 }, off: { steps: 0, stepRequests: 0 } };
   const batchers = {
-    on: new DecodeBatcher(model, { batching: true, maxBatch: spec.maxBatch, maxWaitMs: spec.maxWaitMs, onStep: (n) => ((counts.on.steps += 1), (counts.on.stepRequests += n)) }),
+    on: new DecodeBatcher(model, {
+      batching: true,
+      maxBatch: spec.maxBatch,
+      maxWaitMs: spec.maxWaitMs,
+      onStep: (n) => ((counts.on.steps += 1), (counts.on.stepRequests += n)),
+    }),
     off: new DecodeBatcher(model, { batching: false, onStep: (n) => ((counts.off.steps += 1), (counts.off.stepRequests += n)) }),
   };
   try {
@@ -876,13 +1072,16 @@ interface ReplicaBench {
  * same load right after: the processes are the bundled CLI, as the image runs it.
  */
 async function benchReplicas(b: ReplicaBench): Promise<void> {
-  const { CLI, freePort, haproxyVersion, loopbackConfigFor, REPLICA_HEADER, startHaproxy, startReplica, stop, waitFor200 } = await import('../docker/replicas.js');
+  const { CLI, freePort, haproxyVersion, loopbackConfigFor, REPLICA_HEADER, startHaproxy, startReplica, stop, waitFor200 } =
+    await import('../docker/replicas.js');
   const version = haproxyVersion();
   if (!version) throw new Error('--replicas runs HAProxy from the PATH: apt-get install haproxy');
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: pnpm build`);
   const flags = ['--backend', b.backend, '--wasm-threads', String(b.wasmThreads)];
   const dir = mkdtempSync(join(os.tmpdir(), 'hanmadi-bench-replicas-'));
-  console.log(`\nreplicas: autocannon, ${b.clients} clients, POST /v1/chat, greedy natural replies to ${b.source}; ${b.duration} s per setup after a ${b.warmup} s warm-up;`);
+  console.log(
+    `\nreplicas: autocannon, ${b.clients} clients, POST /v1/chat, greedy natural replies to ${b.source}; ${b.duration} s per setup after a ${b.warmup} s warm-up;`,
+  );
   console.log(`each replica a \`hanmadi serve\` process (${flags.join(' ')}); ${version}`);
   const rows: string[][] = [['setup', 'req/s', 'p50 ms', 'p99 ms', 'err/non2xx', 'answered by']];
   let oneRps = 0;
@@ -907,7 +1106,13 @@ async function benchReplicas(b: ReplicaBench): Promise<void> {
         const { result, counts } = await loadChat(url, b.questions, b.clients, b.duration, count > 1 ? REPLICA_HEADER : undefined);
         const rps = result['2xx'] / result.duration;
         if (count === 1) oneRps = rps;
-        const by = count > 1 ? [...counts].sort().map(([name, n]) => `${name} ${n}`).join(', ') : '–';
+        const by =
+          count > 1
+            ? [...counts]
+                .sort()
+                .map(([name, n]) => `${name} ${n}`)
+                .join(', ')
+            : '–';
         rows.push([label, rps.toFixed(1), String(result.latency.p50), String(result.latency.p99), `${result.errors}/${result.non2xx}`, by]);
       } finally {
         await Promise.all(started.reverse().map((p) => stop(p)));
@@ -918,5 +1123,7 @@ async function benchReplicas(b: ReplicaBench): Promise<void> {
   }
   printTable(rows);
   const many = Number(rows.at(-1)![1]);
-  console.log(`${b.replicas} replicas / 1 process: ${(many / oneRps).toFixed(2)}× the req/s on ${os.cpus().length} CPU cores (replicas share the cores: expect a gain only with cores to spare)`);
+  console.log(
+    `${b.replicas} replicas / 1 process: ${(many / oneRps).toFixed(2)}× the req/s on ${os.cpus().length} CPU cores (replicas share the cores: expect a gain only with cores to spare)`,
+  );
 }

@@ -31,7 +31,9 @@ async function timeAsync(fn: () => Promise<unknown> | unknown): Promise<number> 
 
 export function tokenizerCommand(): Command {
   return new Command('tokenizer')
-    .description("BPE training (vocab 8000) and encoding of ChatbotData's lines, each timed beside the SentencePiece command-line tools (spm_train, spm_encode)")
+    .description(
+      "BPE training (vocab 8000) and encoding of ChatbotData's lines, each timed beside the SentencePiece command-line tools (spm_train, spm_encode)",
+    )
     .action(() => benchTokenizer());
 }
 

@@ -87,14 +87,32 @@ export async function benchTrain(options: TrainOptions): Promise<void> {
   const rows: string[][] = [['', 'target tok/s', 'matmul GFLOP/s', '% of peak', 'useful GFLOP/s', 'useful % of peak', 'vs PyTorch tok/s']];
   if (reference) {
     const useful = (reference.tgt_tok_per_s_median * USEFUL_FLOPS_PER_TOKEN) / 1e9;
-    rows.push(['PyTorch 1.13 CPU, 2 threads', reference.tgt_tok_per_s_median.toFixed(0), reference.achieved_gflops.toFixed(1), pct(reference.achieved_gflops), useful.toFixed(1), pct(useful), '1.00×']);
+    rows.push([
+      'PyTorch 1.13 CPU, 2 threads',
+      reference.tgt_tok_per_s_median.toFixed(0),
+      reference.achieved_gflops.toFixed(1),
+      pct(reference.achieved_gflops),
+      useful.toFixed(1),
+      pct(useful),
+      '1.00×',
+    ]);
   }
   const achieved = flops / seconds / 1e9;
   const useful = (tps * USEFUL_FLOPS_PER_TOKEN) / 1e9;
-  rows.push([`hanmadi ${engine.description}`, tps.toFixed(0), achieved.toFixed(1), pct(achieved), useful.toFixed(1), pct(useful), reference ? `${(tps / reference.tgt_tok_per_s_median).toFixed(2)}×` : '–']);
-  console.log(`\ntutorial preset on ChatbotData, the tutorial recipe's batches (≤ 512 real tokens a side, random order), ${steps} steps after ${warmup} warm-up; peak ${PEAK_GFLOPS} GFLOP/s`);
+  rows.push([
+    `hanmadi ${engine.description}`,
+    tps.toFixed(0),
+    achieved.toFixed(1),
+    pct(achieved),
+    useful.toFixed(1),
+    pct(useful),
+    reference ? `${(tps / reference.tgt_tok_per_s_median).toFixed(2)}×` : '–',
+  ]);
+  console.log(
+    `\ntutorial preset on ChatbotData, the tutorial recipe's batches (≤ 512 real tokens a side, random order), ${steps} steps after ${warmup} warm-up; peak ${PEAK_GFLOPS} GFLOP/s`,
+  );
   printTable(rows);
-  console.log('(useful = 27.7 MFLOP per target token: the model\'s matmuls without any padding; PyTorch computes its padding too)');
+  console.log("(useful = 27.7 MFLOP per target token: the model's matmuls without any padding; PyTorch computes its padding too)");
 }
 
 function pct(gflops: number): string {

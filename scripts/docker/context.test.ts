@@ -3,7 +3,22 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTrainArgs } from '@hanmadi/trainer';
 import { parse as parseYaml } from 'yaml';
-import { contextExceptions, contextFiles, contextFilter, copiedFiles, DOCKER_DIR, DOCKERFILES, execForm, last, only, readDockerfile, REPO_ROOT, stage, stageEnv, type ParsedDockerfile } from './dockerfile.js';
+import {
+  contextExceptions,
+  contextFiles,
+  contextFilter,
+  copiedFiles,
+  DOCKER_DIR,
+  DOCKERFILES,
+  execForm,
+  last,
+  only,
+  readDockerfile,
+  REPO_ROOT,
+  stage,
+  stageEnv,
+  type ParsedDockerfile,
+} from './dockerfile.js';
 
 // No Docker engine runs here: these check what `docker build` would be given.
 
@@ -19,7 +34,8 @@ function contextPathOf(dockerfile: ParsedDockerfile, imagePath: string): string 
   for (const step of stage(dockerfile).steps.filter((s) => s.keyword === 'COPY' && s.from === null)) {
     const destination = step.args.at(-1)!.replace(/\/$/u, '');
     const sources = step.args.slice(0, -1);
-    if (sources.length === 1 && (imagePath === destination || imagePath.startsWith(`${destination}/`))) return join(REPO_ROOT, sources[0]!, imagePath.slice(destination.length));
+    if (sources.length === 1 && (imagePath === destination || imagePath.startsWith(`${destination}/`)))
+      return join(REPO_ROOT, sources[0]!, imagePath.slice(destination.length));
   }
   throw new Error(`${dockerfile.path}: nothing is copied to ${imagePath}`);
 }
@@ -60,7 +76,8 @@ describe('docker build context (.dockerignore)', () => {
     ]) {
       expect(keep(path), path).toBe(false);
     }
-    for (const name of ['config.json', 'tokenizer.model', 'model.safetensors', 'generation_config.json', 'README.md']) expect(keep(`${BASE_MODEL}/${name}`), name).toBe(true);
+    for (const name of ['config.json', 'tokenizer.model', 'model.safetensors', 'generation_config.json', 'README.md'])
+      expect(keep(`${BASE_MODEL}/${name}`), name).toBe(true);
     expect(files.some((f) => f.includes('node_modules/') || f.startsWith('runs/') || f.startsWith('.git/'))).toBe(false);
     // What is sent of models/: the base model directory, whole.
     expect(files.filter((f) => f.startsWith('models/') && !f.startsWith(`${BASE_MODEL}/`))).toEqual([]);
@@ -68,7 +85,8 @@ describe('docker build context (.dockerignore)', () => {
   });
 
   it('sends the workspace manifests, the lockfile and every workspace package', () => {
-    for (const path of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'tsconfig.base.json', 'data/hanmadi-qa.csv']) expect(sent.has(path), path).toBe(true);
+    for (const path of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'tsconfig.base.json', 'data/hanmadi-qa.csv'])
+      expect(sent.has(path), path).toBe(true);
     const packages = workspacePackages();
     expect(packages).toEqual(expect.arrayContaining(['apps/api', 'apps/trainer', 'packages/corpus', 'packages/model', 'packages/tokenizer', 'scripts']));
     for (const dir of packages) {
@@ -84,7 +102,9 @@ describe('docker build context (.dockerignore)', () => {
   for (const name of DOCKERFILES) {
     it(`${name}: every path it COPYs from the build context is sent`, () => {
       const dockerfile = readDockerfile(name);
-      const sources = dockerfile.stages.flatMap((s) => s.steps.filter((step) => (step.keyword === 'COPY' || step.keyword === 'ADD') && step.from === null).flatMap((step) => step.args.slice(0, -1)));
+      const sources = dockerfile.stages.flatMap((s) =>
+        s.steps.filter((step) => (step.keyword === 'COPY' || step.keyword === 'ADD') && step.from === null).flatMap((step) => step.args.slice(0, -1)),
+      );
       expect(sources.length).toBeGreaterThan(0);
       for (const source of sources) {
         expect(source.includes('*') || source.includes('$'), `${source}: no globs or variables, so that this check is exact`).toBe(false);
@@ -100,7 +120,8 @@ describe('docker build context (.dockerignore)', () => {
       // Root owns the copy and the service runs as another user: read-only to it.
       expect(copy.content).not.toMatch(/--chown|--chmod/u);
       const copied = new Map(copiedFiles(copy).map(([from, to]) => [to, from]));
-      for (const file of ['config.json', 'tokenizer.model', 'model.safetensors']) expect(copied.get(`${IMAGE_BASE_MODEL}/${file}`), file).toBe(`${BASE_MODEL}/${file}`);
+      for (const file of ['config.json', 'tokenizer.model', 'model.safetensors'])
+        expect(copied.get(`${IMAGE_BASE_MODEL}/${file}`), file).toBe(`${BASE_MODEL}/${file}`);
       // A volume mounted at /models must not hide it.
       const volumes = execForm(last(final, 'VOLUME')!);
       expect(volumes).toEqual(['/models']);

@@ -154,8 +154,10 @@ function expectBundledCommand(app: string): void {
   const manifest = dependencies(app);
   expect(Object.keys(manifest.devDependencies ?? {})).toEqual([]);
   for (const file of ['dist/hanmadi.mjs', 'dist/training-worker.mjs', 'dist/web/index.html']) expect(existsSync(join(app, file)), file).toBe(true);
-  for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', '@fastify/swagger-ui']) expect(existsSync(join(app, 'node_modules', pkg, 'package.json')), pkg).toBe(true);
-  for (const left of ['tsx', '@hanmadi/model', 'fastify', 'vitest', 'typescript', 'esbuild', 'openai']) expect(existsSync(join(app, 'node_modules', left)), left).toBe(false);
+  for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-wasm', '@fastify/swagger-ui'])
+    expect(existsSync(join(app, 'node_modules', pkg, 'package.json')), pkg).toBe(true);
+  for (const left of ['tsx', '@hanmadi/model', 'fastify', 'vitest', 'typescript', 'esbuild', 'openai'])
+    expect(existsSync(join(app, 'node_modules', left)), left).toBe(false);
 }
 
 describe('docker/trainer-gpu.Dockerfile without Docker', () => {
@@ -191,7 +193,19 @@ describe('docker/trainer-gpu.Dockerfile without Docker', () => {
     const out = cmd[cmd.indexOf('--out') + 1]!;
     expect(out.startsWith(`${VOLUME}/`)).toBe(true);
     const mapped = cmd.map((a) => (a.startsWith('/') ? image.hostPath(a) : a));
-    const [command, args] = containerCommand(file, [...mapped, '--epochs', '1', '--max-steps', '3', '--backend', 'wasm', '--workers', '2', '--valid-samples', '4']);
+    const [command, args] = containerCommand(file, [
+      ...mapped,
+      '--epochs',
+      '1',
+      '--max-steps',
+      '3',
+      '--backend',
+      'wasm',
+      '--workers',
+      '2',
+      '--valid-samples',
+      '4',
+    ]);
     const result = await run(command, args, { cwd: app, env: imageEnv(file, image), timeoutMs: 280_000 });
     expect(result.code, result.output).toBe(0);
     expect(result.output).toMatch(/backend: wasm/u);

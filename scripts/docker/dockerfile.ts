@@ -57,7 +57,10 @@ export function parseDockerfile(text: string, path = '<inline>'): ParsedDockerfi
     const keyword = instruction.getKeyword().toUpperCase();
     const content = instruction.getArgumentsContent() ?? '';
     if (keyword === 'FROM') {
-      const words = content.trim().split(/\s+/u).filter((w) => !w.startsWith('--'));
+      const words = content
+        .trim()
+        .split(/\s+/u)
+        .filter((w) => !w.startsWith('--'));
       stages.push({ image: substitute(words[0] ?? '', args), name: words[1]?.toUpperCase() === 'AS' ? (words[2] ?? null) : null, steps: [] });
       continue;
     }
@@ -77,7 +80,14 @@ export function parseDockerfile(text: string, path = '<inline>'): ParsedDockerfi
 function toStep(instruction: Instruction, keyword: string, content: string): Step {
   const from = instruction instanceof Copy ? (instruction.getFromFlag()?.getValue() ?? null) : null;
   const env = instruction instanceof Env ? Object.fromEntries(instruction.getProperties().map((p) => [p.getName(), p.getUnescapedValue() ?? ''])) : {};
-  return { keyword, args: instruction.getArguments().map((a) => a.getValue()), content: content.trim(), from, env, line: instruction.getRange().start.line + 1 };
+  return {
+    keyword,
+    args: instruction.getArguments().map((a) => a.getValue()),
+    content: content.trim(),
+    from,
+    env,
+    line: instruction.getRange().start.line + 1,
+  };
 }
 
 /** `${NAME}` and `$NAME` replaced by the ARG defaults given (others left alone). */
@@ -101,7 +111,8 @@ export function stageEnv(target: Stage): Record<string, string> {
 export function execForm(step: Step): string[] {
   const json = step.keyword === 'HEALTHCHECK' ? step.content.replace(/^(--\S+\s+)*CMD\s+/u, '') : step.content;
   const parsed: unknown = JSON.parse(json);
-  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string')) throw new Error(`line ${step.line}: ${step.keyword} is not a JSON array of strings`);
+  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string'))
+    throw new Error(`line ${step.line}: ${step.keyword} is not a JSON array of strings`);
   return parsed;
 }
 

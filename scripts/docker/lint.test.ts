@@ -42,7 +42,10 @@ function policy(file: ParsedDockerfile): string[] {
       }
       // DL3016-like: global npm installs are pinned.
       for (const command of commands.filter((c) => /^npm\s+(i|install)\s/u.test(c))) {
-        const packages = command.split(/\s+/u).slice(2).filter((w) => !w.startsWith('-'));
+        const packages = command
+          .split(/\s+/u)
+          .slice(2)
+          .filter((w) => !w.startsWith('-'));
         for (const pkg of packages) if (!/^"?@?[^@\s]+@[^@\s]+"?$/u.test(pkg)) problems.push(`${at}: npm install of unpinned ${pkg}`);
       }
     }

@@ -11,7 +11,11 @@ import { trainTinyModelDir } from '@hanmadi/testing';
 let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
 const opened: { app: FastifyInstance; model: ChatModel }[] = [];
 
-async function serve(options: Partial<AppOptions> = {}, batching: Partial<BatchingOptions> = {}, warm = true): Promise<{ app: FastifyInstance; model: ChatModel }> {
+async function serve(
+  options: Partial<AppOptions> = {},
+  batching: Partial<BatchingOptions> = {},
+  warm = true,
+): Promise<{ app: FastifyInstance; model: ChatModel }> {
   const model = await ChatModel.load(run.dir, { ...DEFAULT_BATCHING, ...batching });
   if (warm) await model.warmUp();
   const app = await buildApp({ model, logger: false, ...options });
@@ -173,7 +177,11 @@ describe('POST /v1/chat', () => {
 
   it('names the real limit of max_tokens on /v1/chat/completions, however far beyond it', async () => {
     for (const max_tokens of [513, 1e308]) {
-      const res = await app.inject({ method: 'POST', url: '/v1/chat/completions', payload: { model: 'tiny', messages: [{ role: 'user', content: '안녕' }], max_tokens } });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        payload: { model: 'tiny', messages: [{ role: 'user', content: '안녕' }], max_tokens },
+      });
       expect(res.statusCode).toBe(400);
       expect(res.json().error).toMatchObject({ param: 'max_tokens', code: 'invalid_value' });
       expect(res.json().error.message).toMatch(/^max_tokens: .*512/);

@@ -139,7 +139,10 @@ export class ChatModel extends EventEmitter<ChatModelEvents> {
     const source = this.tokenizer.encode(message);
     const stops = options.stop ?? [];
     // Decoding every prefix costs; only a stream or stop strings need it.
-    const streamer = options.onText || stops.length > 0 ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText ?? (() => {}), new StopSequences(stops)) : undefined;
+    const streamer =
+      options.onText || stops.length > 0
+        ? new TextStreamer((ids) => this.tokenizer.decode(ids), options.onText ?? (() => {}), new StopSequences(stops))
+        : undefined;
     // A stop string ends the request the way a client's abort does: the batcher drops its row at the next step.
     const stop = new AbortController();
     const clock = new ReplyClock();

@@ -67,7 +67,9 @@ describe('a model directory with a generation_config.json', () => {
     const greedy = (await chat({ message: MESSAGE, decoding: { strategy: 'greedy' } })).json();
     expect(greedy.tokenIds).toEqual((await model.reply(MESSAGE, { maxNewTokens: 3, minNewTokens: 3, noRepeatNgramSize: 2 })).tokenIds);
     const beam = (await chat({ message: MESSAGE, decoding: { strategy: 'beam' } })).json();
-    expect(beam.tokenIds).toEqual((await model.reply(MESSAGE, { strategy: 'beam', numBeams: 3, maxNewTokens: 3, minNewTokens: 3, noRepeatNgramSize: 2 })).tokenIds);
+    expect(beam.tokenIds).toEqual(
+      (await model.reply(MESSAGE, { strategy: 'beam', numBeams: 3, maxNewTokens: 3, minNewTokens: 3, noRepeatNgramSize: 2 })).tokenIds,
+    );
   });
 
   it('judges options of another strategy against the strategy decided on, and a minimum against the maximum', async () => {
@@ -99,7 +101,11 @@ describe('a model directory with a generation_config.json', () => {
     const own = (await chat({ message: MESSAGE })).json();
     expect(await cli([MESSAGE])).toEqual({ code: 0, out: `${own.reply}\n`, err: '' });
     const ownGreedy = (await chat({ message: MESSAGE, decoding: { strategy: 'greedy', maxNewTokens: 5, minNewTokens: 5 } })).json();
-    expect(await cli(['--strategy', 'greedy', '--max-new-tokens', '5', '--min-new-tokens', '5', MESSAGE])).toEqual({ code: 0, out: `${ownGreedy.reply}\n`, err: '' });
+    expect(await cli(['--strategy', 'greedy', '--max-new-tokens', '5', '--min-new-tokens', '5', MESSAGE])).toEqual({
+      code: 0,
+      out: `${ownGreedy.reply}\n`,
+      err: '',
+    });
   });
 
   it('names the defaults in one log line when the server starts', async () => {
@@ -112,7 +118,9 @@ describe('a model directory with a generation_config.json', () => {
     });
     const server = await startServer(testServeSettings(dir), pino({ level: 'info' }, sink));
     await server.close();
-    expect(lines.join('')).toContain('decoding defaults from generation_config.json: strategy=sample maxNewTokens=3 minNewTokens=3 noRepeatNgramSize=2 temperature=1.5 topK=5 numBeams=3');
+    expect(lines.join('')).toContain(
+      'decoding defaults from generation_config.json: strategy=sample maxNewTokens=3 minNewTokens=3 noRepeatNgramSize=2 temperature=1.5 topK=5 numBeams=3',
+    );
   });
 });
 

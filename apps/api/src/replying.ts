@@ -1,5 +1,13 @@
 import type { FastifyReply } from 'fastify';
-import { BatcherClosedError, GENERATION_CONFIG_FILE, QueueFullError, resolveGenerateOptions, type GenerateOptions, type GenerationConfig, type ResolvedGenerateOptions } from '@hanmadi/model';
+import {
+  BatcherClosedError,
+  GENERATION_CONFIG_FILE,
+  QueueFullError,
+  resolveGenerateOptions,
+  type GenerateOptions,
+  type GenerationConfig,
+  type ResolvedGenerateOptions,
+} from '@hanmadi/model';
 import { normalizeText } from '@hanmadi/corpus';
 import type { ChatModel, Reply, ReplyOptions } from './chat-model.js';
 import { ApiError } from './plugins/errors.js';
@@ -119,7 +127,8 @@ export async function replyFor(
       throw new ApiError(503, 'too many requests are waiting; try again shortly', null, 'queue_full', { 'retry-after': RETRY_AFTER_S });
     }
     if (error instanceof BatcherClosedError) throw shuttingDownError();
-    if (controller.signal.aborted && controller.signal.reason instanceof TimeoutError) throw new ApiError(504, controller.signal.reason.message, null, 'timeout');
+    if (controller.signal.aborted && controller.signal.reason instanceof TimeoutError)
+      throw new ApiError(504, controller.signal.reason.message, null, 'timeout');
     if (controller.signal.aborted) throw new ApiError(499, 'the client closed the connection', null, 'client_closed');
     if (error instanceof RangeError) throw new ApiError(400, `decoding: ${error.message}`, 'decoding', 'invalid_value');
     throw error;

@@ -15,8 +15,15 @@ import { z } from 'zod';
  * plus the sampling seed.
  */
 export const DecodingSchema = GenerationConfigSchema.extend({
-  seed: z.int().min(0).max(2 ** 31 - 1).optional().describe('sampling only'),
-}).describe("Decoding options; what a request leaves out comes from the model's generation_config.json, then the built-in defaults (greedy, at most 32 tokens)");
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional()
+    .describe('sampling only'),
+}).describe(
+  "Decoding options; what a request leaves out comes from the model's generation_config.json, then the built-in defaults (greedy, at most 32 tokens)",
+);
 export type Decoding = z.infer<typeof DecodingSchema>;
 
 const TurnSchema = z.strictObject({
@@ -32,7 +39,11 @@ export const ChatRequestSchema = z.strictObject({
     .optional()
     .describe('earlier turns; accepted for clients that keep a conversation, but the model answers the message alone (it was trained on single-turn pairs)'),
   decoding: DecodingSchema.optional(),
-  stop: z.array(z.string().min(1)).max(4).optional().describe('up to 4 strings on which the reply ends; the reply is the text before the first, finishReason "stop"'),
+  stop: z
+    .array(z.string().min(1))
+    .max(4)
+    .optional()
+    .describe('up to 4 strings on which the reply ends; the reply is the text before the first, finishReason "stop"'),
 });
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
@@ -90,9 +101,20 @@ export const CompletionRequestSchema = z.strictObject({
   messages: z.array(CompletionMessageSchema).min(1).max(100),
   max_tokens: z.int().min(1).max(512).nullable().optional(),
   max_completion_tokens: z.int().min(1).max(512).nullable().optional(),
-  temperature: z.number().min(0).max(2).nullable().optional().describe("0: greedy; above 0: sampling at this temperature; absent: the strategy of the model's generation_config.json (greedy if it names none)"),
+  temperature: z
+    .number()
+    .min(0)
+    .max(2)
+    .nullable()
+    .optional()
+    .describe("0: greedy; above 0: sampling at this temperature; absent: the strategy of the model's generation_config.json (greedy if it names none)"),
   top_p: z.number().gt(0).max(1).nullable().optional(),
-  seed: z.int().min(0).max(2 ** 31 - 1).nullable().optional(),
+  seed: z
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .nullable()
+    .optional(),
   n: z.literal(1).nullable().optional(),
   stream: z.boolean().nullable().optional(),
   stream_options: z.strictObject({ include_usage: z.boolean().optional() }).nullable().optional(),

@@ -6,7 +6,15 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import { BackendUnavailableError, GENERATION_CONFIG_FILE, initBackend, ModelDirError, parseBackendChoice, parseWasmThreads, SafetensorsError } from '@hanmadi/model';
+import {
+  BackendUnavailableError,
+  GENERATION_CONFIG_FILE,
+  initBackend,
+  ModelDirError,
+  parseBackendChoice,
+  parseWasmThreads,
+  SafetensorsError,
+} from '@hanmadi/model';
 import { ModelFileError } from '@hanmadi/tokenizer';
 import { exitCodeFor, integer, onStopSignals } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -66,17 +74,40 @@ export function serveOptions(program: Command): Command {
     .addOption(flag('--host <address>', 'address to listen on (0.0.0.0 for every interface, as in Docker)').default('127.0.0.1'))
     .addOption(flag('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: auto)'))
     .addOption(flag('--wasm-threads <n>', "threads for the wasm backend's kernels, 1 to 8 or auto (default: 1)").argParser(wasmThreadsOption))
-    .addOption(flag('--max-message-chars <n>', 'longest message accepted, in characters (413 beyond)').argParser(integer(1)).default(DEFAULT_LIMITS.maxMessageChars))
+    .addOption(
+      flag('--max-message-chars <n>', 'longest message accepted, in characters (413 beyond)').argParser(integer(1)).default(DEFAULT_LIMITS.maxMessageChars),
+    )
     .addOption(flag('--timeout-ms <n>', 'longest a request may wait and decode (504 beyond)').argParser(integer(1)).default(DEFAULT_LIMITS.requestTimeoutMs))
     .addOption(flag('--no-batching', 'decode requests one at a time instead of together'))
     .addOption(flag('--max-batch <n>', 'most requests decoded together').argParser(integer(1, 1024)).default(DEFAULT_BATCHING.maxBatch))
-    .addOption(flag('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)').argParser(integer(0, 10_000)).default(DEFAULT_BATCHING.maxWaitMs))
+    .addOption(
+      flag('--max-wait-ms <n>', 'how long a request waits for company while nothing decodes (later ones join a running batch)')
+        .argParser(integer(0, 10_000))
+        .default(DEFAULT_BATCHING.maxWaitMs),
+    )
     .addOption(flag('--max-queue <n>', 'requests allowed to wait (503 with Retry-After beyond)').argParser(integer(1)).default(DEFAULT_BATCHING.maxQueue))
     .addOption(flag('--rate-limit <n>', 'requests per minute per client address on /v1/* (0: unlimited)').argParser(integer(0)).default(0))
-    .addOption(flag('--drain-ms <n>', "on SIGTERM, /readyz answers 503 but requests are still served this long before closing: at least a load balancer's check interval × fall count").argParser(integer(0, 600_000)).default(0))
-    .addOption(flag('--cors-origin <origins>', 'origins allowed to call the API from a browser: * or a comma list such as https://chat.example.com (default: off)').argParser(parseCorsOrigin))
+    .addOption(
+      flag(
+        '--drain-ms <n>',
+        "on SIGTERM, /readyz answers 503 but requests are still served this long before closing: at least a load balancer's check interval × fall count",
+      )
+        .argParser(integer(0, 600_000))
+        .default(0),
+    )
+    .addOption(
+      flag(
+        '--cors-origin <origins>',
+        'origins allowed to call the API from a browser: * or a comma list such as https://chat.example.com (default: off)',
+      ).argParser(parseCorsOrigin),
+    )
     .addOption(flag('--served-model-name <name>', "the model id /v1/models reports and requests must name (default: the model directory's name)"))
-    .addOption(flag('--trust-proxy <value>', 'trust X-Forwarded-For from proxies in front: true, a hop count, or a comma list of addresses/CIDRs (default: off)').argParser(parseTrustProxy))
+    .addOption(
+      flag(
+        '--trust-proxy <value>',
+        'trust X-Forwarded-For from proxies in front: true, a hop count, or a comma list of addresses/CIDRs (default: off)',
+      ).argParser(parseTrustProxy),
+    )
     .addOption(flag('--log-level <level>', 'pino log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
 }
 
@@ -92,13 +123,19 @@ export interface RunningServer {
 
 /** Loads the model and listens; the caller decides when to close. */
 export async function startServer(settings: ServeSettings, log: Logger): Promise<RunningServer> {
-  await initBackend(settings.backend ? parseBackendChoice(settings.backend, '--backend') : undefined, (line) => log.info(line), { wasmThreads: settings.wasmThreads });
-  const model = await ChatModel.load(settings.model, {
-    batching: settings.batching,
-    maxBatch: settings.maxBatch,
-    maxWaitMs: settings.maxWaitMs,
-    maxQueue: settings.maxQueue,
-  }, settings.servedModelName);
+  await initBackend(settings.backend ? parseBackendChoice(settings.backend, '--backend') : undefined, (line) => log.info(line), {
+    wasmThreads: settings.wasmThreads,
+  });
+  const model = await ChatModel.load(
+    settings.model,
+    {
+      batching: settings.batching,
+      maxBatch: settings.maxBatch,
+      maxWaitMs: settings.maxWaitMs,
+      maxQueue: settings.maxQueue,
+    },
+    settings.servedModelName,
+  );
   const apiKey = process.env[API_KEY_ENV] || undefined;
   let app: FastifyInstance;
   try {
@@ -169,7 +206,11 @@ export async function serveUntilSignal(settings: ServeSettings, log: Logger, onR
   const { signal, dispose } = nextSignal(log);
   try {
     const server = await startServer(settings, log);
-    if (onReady) void server.ready.then(() => onReady(server.url), () => {});
+    if (onReady)
+      void server.ready.then(
+        () => onReady(server.url),
+        () => {},
+      );
     try {
       // A failed warm-up ends the server too: a model that cannot reply must not look alive.
       await Promise.race([signal, server.ready.then(() => signal)]);

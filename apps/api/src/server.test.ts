@@ -111,7 +111,8 @@ describe('the OpenAI-compatible endpoint, through the official openai client', (
   });
 
   it('samples reproducibly with a seed and temperature', async () => {
-    const ask = () => client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '안녕' }], temperature: 1.3, seed: 11, max_tokens: 8 });
+    const ask = () =>
+      client().chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: '안녕' }], temperature: 1.3, seed: 11, max_tokens: 8 });
     const [a, b] = [await ask(), await ask()];
     expect(a.choices[0]!.message.content).toBe(b.choices[0]!.message.content);
   });
@@ -135,7 +136,11 @@ describe('shutting down', () => {
     const closing = await startServer(testServeSettings(run.dir, { maxWaitMs: 1500 }), pino({ level: 'silent' }));
     await closing.ready;
     const { port } = new URL(closing.url);
-    const inFlight = fetch(`${closing.url}v1/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: '안녕' }) });
+    const inFlight = fetch(`${closing.url}v1/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: '안녕' }),
+    });
     // Requests begun before close() but complete only after it: their connections are busy, so close() keeps them open.
     const late = connect(Number(port), '127.0.0.1');
     const probe = connect(Number(port), '127.0.0.1');

@@ -75,10 +75,7 @@ describe.skipIf(SKIP_REASON !== undefined)(`the chat page in headless Chromium${
     run = await trainTinyModelDir();
     // The built-in greedy decoding: the trainer's guards make this tiny model's reply too short to watch stream.
     writeFileSync(join(run.dir, GENERATION_CONFIG_FILE), '{}\n');
-    server = await startServer(
-      testServeSettings(run.dir, { timeoutMs: TIMEOUT_MS }),
-      pino({ level: 'silent' }),
-    );
+    server = await startServer(testServeSettings(run.dir, { timeoutMs: TIMEOUT_MS }), pino({ level: 'silent' }));
     await server.ready;
     keyed = await buildApp({ model: server.model, apiKey: API_KEY, limits: { maxMessageChars: 500, requestTimeoutMs: TIMEOUT_MS } });
     await keyed.listen({ port: 0, host: '127.0.0.1' });
@@ -89,15 +86,12 @@ describe.skipIf(SKIP_REASON !== undefined)(`the chat page in headless Chromium${
 
   afterAll(async () => {
     // Each step runs even when one before it failed; the first failure is reported.
-    const steps = [
-      ...contexts.map((c) => () => c.close()),
-      () => browser?.close(),
-      () => keyed?.close(),
-      () => server?.close(),
-      () => run?.remove(),
-    ];
+    const steps = [...contexts.map((c) => () => c.close()), () => browser?.close(), () => keyed?.close(), () => server?.close(), () => run?.remove()];
     const errors: unknown[] = [];
-    for (const step of steps) await Promise.resolve().then(step).catch((error: unknown) => errors.push(error));
+    for (const step of steps)
+      await Promise.resolve()
+        .then(step)
+        .catch((error: unknown) => errors.push(error));
     if (errors.length > 0) throw errors[0];
   });
 

@@ -39,7 +39,7 @@ describe('hanmadi', () => {
     expect(version).toEqual({ code: 0, stdout: `${manifest.version}\n`, stderr: '' });
   });
 
-  it('prints every command\'s help on stdout and exits 0 (also as `hanmadi help <command>`)', async () => {
+  it("prints every command's help on stdout and exits 0 (also as `hanmadi help <command>`)", async () => {
     const names = Object.keys(COMMANDS);
     const results = await Promise.all(names.map((name) => hanmadi([name, '--help'])));
     results.forEach((r, i) => {
@@ -74,7 +74,10 @@ describe('hanmadi', () => {
   });
 
   it('exits 1 with one line for a failure the user can fix', async () => {
-    const [serve, train] = await Promise.all([hanmadi(['serve', '--model', '/nonexistent/run']), hanmadi(['train', '--data', '/nonexistent/pairs.csv', '--out', '/tmp/never'])]);
+    const [serve, train] = await Promise.all([
+      hanmadi(['serve', '--model', '/nonexistent/run']),
+      hanmadi(['train', '--data', '/nonexistent/pairs.csv', '--out', '/tmp/never']),
+    ]);
     expect(serve.code).toBe(1);
     expect(serve.stderr).toMatch(/^error: .*\/nonexistent\/run/mu);
     expect(train.code).toBe(1);

@@ -32,7 +32,8 @@ const STOPS: Stop[] = [
   { signal: 'SIGINT', to: 'group', frozen: true },
 ];
 
-const label = (s: Stop): string => `${s.signal} to ${s.to === 'pnpm' ? 'pnpm' : 'the process group (Ctrl-C)'}${s.frozen ? ', node stopped 200 ms around it' : ''}`;
+const label = (s: Stop): string =>
+  `${s.signal} to ${s.to === 'pnpm' ? 'pnpm' : 'the process group (Ctrl-C)'}${s.frozen ? ', node stopped 200 ms around it' : ''}`;
 
 interface Started {
   child: ChildProcess;
@@ -121,7 +122,25 @@ describe('pnpm train stops cleanly', () => {
   for (const stop of [STOPS[0]!, STOPS[3]!]) {
     it(`${label(stop)}: finishes the step, writes its checkpoint and exits 0`, async () => {
       const out = join(root, `train-${stop.signal}-${stop.to}`);
-      const run = pnpm(['train', '--data', CORPUS, '--out', out, '--max-steps', '5000', '--workers', '1', '--backend', 'wasm', '--log-every', '1', '--checkpoint-every', '1000', '--valid-samples', '0']);
+      const run = pnpm([
+        'train',
+        '--data',
+        CORPUS,
+        '--out',
+        out,
+        '--max-steps',
+        '5000',
+        '--workers',
+        '1',
+        '--backend',
+        'wasm',
+        '--log-every',
+        '1',
+        '--checkpoint-every',
+        '1000',
+        '--valid-samples',
+        '0',
+      ]);
       try {
         await waitFor(run, /"msg":"step"/u);
         await sendStop(run.child.pid!, stop);

@@ -43,20 +43,38 @@ export async function runStartCli(argv: string[]): Promise<number> {
     const o = program.opts<Omit<ServeSettings, 'model'> & { out: string; base: string; epochs: string; fineTune?: boolean }>();
     const shown = (dir: string) => relative(process.cwd(), dir) || '.';
     if (!(await isModelDir(o.base))) {
-      throw new InvalidArgumentError(`--base: ${shown(o.base)} is not a model directory; the repository ships models/hanmadi-base (restore it with git checkout -- models), or train one with pnpm train`);
+      throw new InvalidArgumentError(
+        `--base: ${shown(o.base)} is not a model directory; the repository ships models/hanmadi-base (restore it with git checkout -- models), or train one with pnpm train`,
+      );
     }
     let model = o.out;
     if (!(o.fineTune ?? FINE_TUNE_BY_DEFAULT)) {
       model = o.base;
-      process.stdout.write(`Serving the base model in ${shown(o.base)} as it is (pnpm start --fine-tune fine-tunes it on ${relative(process.cwd(), BUNDLED_CORPUS)} first).\n`);
+      process.stdout.write(
+        `Serving the base model in ${shown(o.base)} as it is (pnpm start --fine-tune fine-tunes it on ${relative(process.cwd(), BUNDLED_CORPUS)} first).\n`,
+      );
     } else if (await isModelDir(o.out)) {
       process.stdout.write(`Serving the model in ${shown(o.out)} (delete it to fine-tune anew).\n`);
     } else {
       // A run interrupted before its first model continues where it stopped.
       const resume = existsSync(join(o.out, TRAIN_STATE));
-      process.stdout.write(`${resume ? 'Resuming' : 'Fine-tuning'} ${shown(o.base)} on ${relative(process.cwd(), BUNDLED_CORPUS)} into ${shown(o.out)} — about a minute on 2 CPU cores.\n`);
+      process.stdout.write(
+        `${resume ? 'Resuming' : 'Fine-tuning'} ${shown(o.base)} on ${relative(process.cwd(), BUNDLED_CORPUS)} into ${shown(o.out)} — about a minute on 2 CPU cores.\n`,
+      );
       // The last checkpoint: 16 validation pairs are too few to choose a model by.
-      const trainArgs = ['--data', BUNDLED_CORPUS, '--init-from', o.base, '--out', o.out, '--epochs', o.epochs, '--average', '1', ...(resume ? ['--resume'] : [])];
+      const trainArgs = [
+        '--data',
+        BUNDLED_CORPUS,
+        '--init-from',
+        o.base,
+        '--out',
+        o.out,
+        '--epochs',
+        o.epochs,
+        '--average',
+        '1',
+        ...(resume ? ['--resume'] : []),
+      ];
       if (o.backend) trainArgs.push('--backend', o.backend);
       // Ctrl-C during fine-tuning stops the whole command, not just the training.
       let stopped = false;

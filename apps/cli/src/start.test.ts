@@ -59,7 +59,9 @@ it('serves the shipped base model; with --fine-tune fine-tunes it once on the bu
 it('stops on SIGTERM during its fine-tuning without going on to serve', async () => {
   root ??= await mkdtemp(join(tmpdir(), 'hanmadi-start-'));
   const out = join(root, 'stopped');
-  const child = spawn(process.execPath, [HANMADI, 'start', '--fine-tune', '--out', out, '--epochs', '3', '--port', '0', '--backend', 'wasm'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [HANMADI, 'start', '--fine-tune', '--out', out, '--epochs', '3', '--port', '0', '--backend', 'wasm'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   child.stdout.on('data', (d: Buffer) => {

@@ -24,10 +24,15 @@ describe('models/hanmadi-base, the shipped base model', () => {
   it('is the tutorial preset with float16 weights, its training record and its model card', () => {
     const header = readFileSync(join(BASE, 'model.safetensors'));
     const json = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype?: string }>;
-    const dtypes = new Set(Object.entries(json).filter(([name]) => name !== '__metadata__').map(([, t]) => t.dtype));
+    const dtypes = new Set(
+      Object.entries(json)
+        .filter(([name]) => name !== '__metadata__')
+        .map(([, t]) => t.dtype),
+    );
     expect([...dtypes]).toEqual(['F16']);
     expect(model.config).toMatchObject({ dModel: 256, encoderLayers: 2, decoderLayers: 2, numHeads: 8, dFF: 512 });
-    for (const file of ['generation_config.json', 'train.json', 'metrics.jsonl', 'curves.svg', 'README.md']) expect(existsSync(join(BASE, file)), file).toBe(true);
+    for (const file of ['generation_config.json', 'train.json', 'metrics.jsonl', 'curves.svg', 'README.md'])
+      expect(existsSync(join(BASE, file)), file).toBe(true);
   });
 
   it('never degenerates with its shipped decoding defaults: no reply to the probe set repeats a word three times or runs to the limit', async () => {

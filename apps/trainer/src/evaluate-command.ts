@@ -133,9 +133,19 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
       if (o.prompts !== undefined) {
         const prompts = await readProbePrompts(o.prompts, o.promptLines);
         const config = await readGenerationConfig(dir.dir);
-        const section: PromptsReport = { file: o.prompts, promptLines: o.promptLines ?? null, count: prompts.length, maxNewTokens: PROBE_MAX_NEW_TOKENS, generationConfig: config, runs: [], output: o.output ?? null };
+        const section: PromptsReport = {
+          file: o.prompts,
+          promptLines: o.promptLines ?? null,
+          count: prompts.length,
+          maxNewTokens: PROBE_MAX_NEW_TOKENS,
+          generationConfig: config,
+          runs: [],
+          output: o.output ?? null,
+        };
         const all: ProbeReply[] = [];
-        text(`${prompts.length} prompts from ${o.prompts}${o.promptLines ? ` (lines ${o.promptLines})` : ''}, at most ${PROBE_MAX_NEW_TOKENS} new tokens; defaults: ${JSON.stringify(config)}`);
+        text(
+          `${prompts.length} prompts from ${o.prompts}${o.promptLines ? ` (lines ${o.promptLines})` : ''}, at most ${PROBE_MAX_NEW_TOKENS} new tokens; defaults: ${JSON.stringify(config)}`,
+        );
         for (const decoding of decodings) {
           for (const strategy of strategies) {
             const replies = probeReplies(model, tokenizer, prompts, strategy, decoding, config);
@@ -171,7 +181,18 @@ async function evaluatePairs(model: Transformer, tokenizer: Tokenizer, file: str
   const pairs = pick((await readPairs(file)).pairs, split, seed);
   const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
   const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
-  return { file, split, seed, pairs: pairs.length, loss: r.loss, perplexity: r.perplexity, bleu: r.bleu, chrf: r.chrf, decoded: r.decoded, lengthRatio: r.lengthRatio };
+  return {
+    file,
+    split,
+    seed,
+    pairs: pairs.length,
+    loss: r.loss,
+    perplexity: r.perplexity,
+    bleu: r.bleu,
+    chrf: r.chrf,
+    decoded: r.decoded,
+    lengthRatio: r.lengthRatio,
+  };
 }
 
 /** The text report of --data. */
@@ -210,7 +231,8 @@ function trainingSeed(training: unknown): number {
 
 function listOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T[] {
   const items = value.split(',').map((s) => s.trim());
-  for (const item of items) if (!(allowed as readonly string[]).includes(item)) throw new InvalidArgumentError(`${flag}: "${item}" is not one of ${allowed.join(', ')}`);
+  for (const item of items)
+    if (!(allowed as readonly string[]).includes(item)) throw new InvalidArgumentError(`${flag}: "${item}" is not one of ${allowed.join(', ')}`);
   return items as T[];
 }
 

@@ -22,7 +22,11 @@ async function evaluate(argv: string[]): Promise<{ code: number; lines: string[]
 
 describe('pnpm evaluate', () => {
   beforeAll(async () => {
-    await train(parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '20', '--workers', '1', '--valid-samples', '2'], () => {}), quiet, { requested: false });
+    await train(
+      parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '20', '--workers', '1', '--valid-samples', '2'], () => {}),
+      quiet,
+      { requested: false },
+    );
   }, 60_000);
 
   it('prints loss, perplexity, BLEU and chrF of a run directory on a corpus', async () => {
@@ -42,7 +46,11 @@ describe('pnpm evaluate', () => {
     const { valid } = splitPairs(dedupePairs((await readPairs(BUNDLED_CORPUS)).pairs).pairs, { seed: 1 });
     const halves = validationHalves(valid, 1);
     expect(halves.selection.length + halves.report.length).toBe(valid.length);
-    for (const [split, count] of [['valid', valid.length], ['selection', halves.selection.length], ['report', halves.report.length]] as const) {
+    for (const [split, count] of [
+      ['valid', valid.length],
+      ['selection', halves.selection.length],
+      ['report', halves.report.length],
+    ] as const) {
       const { code, lines } = await evaluate(['--model', out, '--data', BUNDLED_CORPUS, '--split', split, '--samples', '0']);
       expect(code).toBe(0);
       expect(lines[0]).toMatch(new RegExp(`^pairs: +${count} \\(the ${split} .*seed 1\\)$`, 'u'));
@@ -56,12 +64,20 @@ describe('pnpm evaluate', () => {
     const { code, lines } = await evaluate(['--model', out, '--prompts', prompts, '--prompt-lines', '1-4', '--output', output, '--show', '1']);
     expect(code).toBe(0);
     expect(lines[0]).toMatch(/^3 prompts from .*prompts\.txt \(lines 1-4\), at most 32 new tokens; defaults: \{/u);
-    for (const heading of ['greedy, no logits processors:', 'beam, no logits processors:', 'greedy, generation_config.json defaults:', 'beam, generation_config.json defaults:']) {
+    for (const heading of [
+      'greedy, no logits processors:',
+      'beam, no logits processors:',
+      'greedy, generation_config.json defaults:',
+      'beam, generation_config.json defaults:',
+    ]) {
       expect(lines).toContain(heading);
     }
     expect(lines.filter((l) => /^ {2}distinct replies: +[\d.]+%$/u.test(l))).toHaveLength(4);
     expect(lines.filter((l) => l.startsWith('  안녕 → '))).toHaveLength(4);
-    const rows = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const rows = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows).toHaveLength(12);
     expect(rows.map((r) => r['line'])).toEqual([1, 3, 4, 1, 3, 4, 1, 3, 4, 1, 3, 4]);
     expect(rows[0]).toMatchObject({ prompt: '안녕', strategy: 'greedy', decoding: 'none' });
@@ -73,13 +89,32 @@ describe('pnpm evaluate', () => {
     const prompts = join(root, 'json-prompts.txt');
     writeFileSync(prompts, '안녕\n배고파\n오늘 뭐 해?\n심심해\n');
     const output = join(root, 'json-replies.jsonl');
-    const argv = ['--model', out, '--data', BUNDLED_CORPUS, '--split', 'valid', '--samples', '10', '--prompts', prompts, '--strategies', 'greedy,sample', '--show', '1'];
+    const argv = [
+      '--model',
+      out,
+      '--data',
+      BUNDLED_CORPUS,
+      '--split',
+      'valid',
+      '--samples',
+      '10',
+      '--prompts',
+      prompts,
+      '--strategies',
+      'greedy,sample',
+      '--show',
+      '1',
+    ];
     const text = await evaluate(argv);
     expect(text.code).toBe(0);
     // A process of its own, so that anything else written to stdout would break the parse.
-    const script = "const { runEvaluateCli } = await import('./apps/trainer/src/evaluate-command.ts'); process.exitCode = await runEvaluateCli(JSON.parse(process.env.EVALUATE_ARGV));";
+    const script =
+      "const { runEvaluateCli } = await import('./apps/trainer/src/evaluate-command.ts'); process.exitCode = await runEvaluateCli(JSON.parse(process.env.EVALUATE_ARGV));";
     const env = { ...process.env, EVALUATE_ARGV: JSON.stringify([...argv, '--output', output, '--json']) };
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../../..'), env });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: join(import.meta.dirname, '../../..'),
+      env,
+    });
     const report = JSON.parse(stdout) as EvaluateReport;
 
     const d = report.data!;

@@ -51,7 +51,9 @@ describe('pnpm train --init-from (fine-tuning)', () => {
     expect(rows[0]!['step']).toBe(0);
     // Step 0 is the base model itself: pnpm evaluate on the same validation split gives the same loss.
     const lines: string[] = [];
-    expect(await runEvaluateCli(['--model', base, '--data', BUNDLED_CORPUS, '--split', 'valid', '--seed', '1', '--samples', '0'], (l) => lines.push(l))).toBe(0);
+    expect(await runEvaluateCli(['--model', base, '--data', BUNDLED_CORPUS, '--split', 'valid', '--seed', '1', '--samples', '0'], (l) => lines.push(l))).toBe(
+      0,
+    );
     const baseLoss = Number(lines.find((l) => l.startsWith('loss:'))!.split(/\s+/u)[1]);
     expect(rows[0]!['validLoss']).toBeCloseTo(baseLoss, 4);
     expect(Math.min(...rows.slice(1).map((r) => r['validLoss']!))).toBeLessThan(rows[0]!['validLoss']!);
@@ -74,11 +76,15 @@ describe('pnpm train --init-from (fine-tuning)', () => {
       expect(err).toMatch(message);
     }
     expect((await cli(['--data', BUNDLED_CORPUS, '--out', out, '--peak-lr', '0.001'])).err).toMatch(/--peak-lr: only used with --init-from/u);
-    expect((await cli(['--data', BUNDLED_CORPUS, '--out', out, '--init-from', join(root, 'nowhere')])).err).toMatch(/--init-from: .*nowhere.*config\.json: not a readable model directory/u);
+    expect((await cli(['--data', BUNDLED_CORPUS, '--out', out, '--init-from', join(root, 'nowhere')])).err).toMatch(
+      /--init-from: .*nowhere.*config\.json: not a readable model directory/u,
+    );
 
     // A tokenizer of another vocabulary, its checksum updated so that only the vocabulary check can catch it.
     const other = join(root, 'other-vocab');
-    expect((await cli(['--data', BUNDLED_CORPUS, '--out', other, '--preset', 'tiny', '--vocab-size', '800', '--max-steps', '1', '--valid-samples', '0'])).code).toBe(0);
+    expect(
+      (await cli(['--data', BUNDLED_CORPUS, '--out', other, '--preset', 'tiny', '--vocab-size', '800', '--max-steps', '1', '--valid-samples', '0'])).code,
+    ).toBe(0);
     const mismatched = join(root, 'mismatched-tokenizer');
     cpSync(base, mismatched, { recursive: true });
     copyFileSync(join(other, 'tokenizer.model'), join(mismatched, 'tokenizer.model'));
@@ -97,14 +103,33 @@ describe('pnpm train --init-from (fine-tuning)', () => {
     });
     const shape = await cli(['--data', BUNDLED_CORPUS, '--out', out, '--init-from', reshaped]);
     expect(shape.code).toBe(1);
-    expect(shape.err).toMatch(/mismatched-shape\/model\.safetensors: does not fit config\.json's model: .*ffn\.w1\.weight is F32 \[64, 128\], the model needs F32 \[64, 96\]/u);
+    expect(shape.err).toMatch(
+      /mismatched-shape\/model\.safetensors: does not fit config\.json's model: .*ffn\.w1\.weight is F32 \[64, 128\], the model needs F32 \[64, 96\]/u,
+    );
   }, 120_000);
 });
 
 describe('pnpm train --select', () => {
   it('serves the checkpoint with the highest chrF on the selection half and reports the other half', async () => {
     const out = join(root, 'select-chrf');
-    const { code, log } = await cli(['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--epochs', '6', '--keep', '10', '--valid-samples', '8', '--select', 'chrf', '--seed', '5']);
+    const { code, log } = await cli([
+      '--data',
+      BUNDLED_CORPUS,
+      '--out',
+      out,
+      '--preset',
+      'tiny',
+      '--epochs',
+      '6',
+      '--keep',
+      '10',
+      '--valid-samples',
+      '8',
+      '--select',
+      'chrf',
+      '--seed',
+      '5',
+    ]);
     expect(code).toBe(0);
     const rows = validationRows(out).filter((r) => r['step']! > 0);
     const best = rows.reduce((b, r) => (r['chrf']! > b['chrf']! || (r['chrf'] === b['chrf'] && r['validLoss']! < b['validLoss']!) ? r : b));
@@ -124,7 +149,12 @@ describe('pnpm train --resume --select', () => {
     const chrfs = new Map(validationRows(out).map((r) => [r['step']!, r['chrf']!]));
     // As an older run wrote them: chrF of other pairs, no `halves` mark.
     const metrics = join(out, METRICS_FILE);
-    writeFileSync(metrics, readFileSync(metrics, 'utf8').replaceAll(',"halves":true', '').replaceAll(/"chrf":[\d.]+/gu, '"chrf":0'));
+    writeFileSync(
+      metrics,
+      readFileSync(metrics, 'utf8')
+        .replaceAll(',"halves":true', '')
+        .replaceAll(/"chrf":[\d.]+/gu, '"chrf":0'),
+    );
     const { code, log } = await cli([...args, '--resume', '--select', 'chrf']);
     expect(code).toBe(0);
     // Five checkpoints; the last step is validated anew when the run ends, the other four measured.

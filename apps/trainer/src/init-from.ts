@@ -24,7 +24,9 @@ export async function loadBase(dir: string): Promise<BaseModel> {
   const tokenizer = await Tokenizer.load(loaded.tokenizerPath);
   const vocab = loaded.modelConfig.vocabSize;
   if (tokenizer.vocabSize !== vocab) {
-    throw new RunDirError(`${join(dir, TOKENIZER_FILE)}: --init-from: the tokenizer has ${tokenizer.vocabSize} pieces, the model's embedding ${vocab} rows; a base model needs the tokenizer it was trained with`);
+    throw new RunDirError(
+      `${join(dir, TOKENIZER_FILE)}: --init-from: the tokenizer has ${tokenizer.vocabSize} pieces, the model's embedding ${vocab} rows; a base model needs the tokenizer it was trained with`,
+    );
   }
   return { dir, config: loaded.modelConfig, tensors: loaded.tensors, weightsFile: join(dir, WEIGHTS_FILE), tokenizerPath: loaded.tokenizerPath };
 }

@@ -147,7 +147,13 @@ describe('learningCurvesSvg', () => {
   });
 
   it('puts later steps further right and higher losses higher up', () => {
-    const root = parseXml(learningCurvesSvg([{ step: 0, trainLoss: 9 }, { step: 100, trainLoss: 5 }, { step: 200, trainLoss: 1 }]));
+    const root = parseXml(
+      learningCurvesSvg([
+        { step: 0, trainLoss: 9 },
+        { step: 100, trainLoss: 5 },
+        { step: 200, trainLoss: 1 },
+      ]),
+    );
     const [a, b, c] = seriesPoints(root, 'train-loss');
     expect(a![0]).toBeLessThan(b![0]);
     expect(b![0]).toBeLessThan(c![0]);
@@ -164,7 +170,12 @@ describe('learningCurvesSvg', () => {
     const legendOf = (svg: Element): string[] => all(byClass(svg, 'legend')[0]!, (e) => e.name === 'text').map(textOf);
     expect(legendOf(root)).toEqual(['training loss', 'validation loss', 'learning rate (right axis)']);
 
-    const noRate = parseXml(learningCurvesSvg([{ step: 10, trainLoss: 5 }, { step: 20, trainLoss: 4 }]));
+    const noRate = parseXml(
+      learningCurvesSvg([
+        { step: 10, trainLoss: 5 },
+        { step: 20, trainLoss: 4 },
+      ]),
+    );
     expect(legendOf(noRate)).toEqual(['training loss']);
     expect(seriesPoints(noRate, 'learning-rate')).toHaveLength(0);
     expect(seriesPoints(noRate, 'valid-loss')).toHaveLength(0);
@@ -178,13 +189,18 @@ describe('learningCurvesSvg', () => {
       { step: 12000, validLoss: 2.25, validPerplexity: 9.4877 },
       { step: 500, trainLoss: 6 },
     ];
-    const summary = byClass(parseXml(learningCurvesSvg(points)), 'summary').map(textOf).join('\n');
+    const summary = byClass(parseXml(learningCurvesSvg(points)), 'summary')
+      .map(textOf)
+      .join('\n');
     expect(summary).toContain('validation loss 2.250');
     expect(summary).toContain('perplexity 9.488');
     expect(summary).toContain('step 12,000');
 
     // Without a perplexity it is e^loss; a later NaN validation does not replace the last real one.
-    const derived = learningCurvesSvg([{ step: 100, validLoss: Math.log(20) }, { step: 200, validLoss: Number.NaN }]);
+    const derived = learningCurvesSvg([
+      { step: 100, validLoss: Math.log(20) },
+      { step: 200, validLoss: Number.NaN },
+    ]);
     expect(byClass(parseXml(derived), 'summary').map(textOf).join('\n')).toMatch(/perplexity 20\.00.*\n.*step 100$/u);
   });
 
@@ -233,7 +249,10 @@ describe('learningCurvesSvg', () => {
   });
 
   it('draws a single point visibly, on axes that still have a range', () => {
-    for (const point of [{ step: 0, trainLoss: 9.2, learningRate: 0 }, { step: 500, trainLoss: 0, validLoss: 7.1, learningRate: 2e-4 }]) {
+    for (const point of [
+      { step: 0, trainLoss: 9.2, learningRate: 0 },
+      { step: 500, trainLoss: 0, validLoss: 7.1, learningRate: 2e-4 },
+    ]) {
       const root = parseXml(learningCurvesSvg([point]));
       expect(seriesPoints(root, 'train-loss')).toHaveLength(1);
       expect(all(root, (e) => e.name === 'circle' && e.attributes['r'] !== undefined).length).toBeGreaterThan(0);

@@ -315,7 +315,7 @@ function scaledLabels(ticks: Ticks): { labels: string[]; suffix: string } {
 
 function superscript(n: number): string {
   const digits = '⁰¹²³⁴⁵⁶⁷⁸⁹';
-  return [...String(n)].map((c) => (c === '-' ? '⁻' : digits[Number(c)] ?? c)).join('');
+  return [...String(n)].map((c) => (c === '-' ? '⁻' : (digits[Number(c)] ?? c))).join('');
 }
 
 function headingText(title: string | undefined, available: number): string[] {
@@ -402,7 +402,14 @@ function textWidth(text: string, size: number, bold = false): number {
   for (const c of text) {
     const code = c.codePointAt(0) ?? 0;
     // Hangul, CJK and full-width forms are square; narrow Latin marks are about a third of that.
-    if ((code >= 0x1100 && code <= 0x11ff) || (code >= 0x2e80 && code <= 0xa4cf) || (code >= 0xac00 && code <= 0xd7af) || (code >= 0xf900 && code <= 0xfaff) || (code >= 0xff00 && code <= 0xff60)) em += 1;
+    if (
+      (code >= 0x1100 && code <= 0x11ff) ||
+      (code >= 0x2e80 && code <= 0xa4cf) ||
+      (code >= 0xac00 && code <= 0xd7af) ||
+      (code >= 0xf900 && code <= 0xfaff) ||
+      (code >= 0xff00 && code <= 0xff60)
+    )
+      em += 1;
     else if (/[ilj.,:;'!|·()[\] ]/u.test(c)) em += 0.3;
     else if (/[A-Z@%MWmw]/u.test(c)) em += 0.75;
     else em += 0.58;

@@ -58,15 +58,35 @@ export function probeOptions(strategy: SearchStrategy, decoding: ProbeDecoding, 
 const BATCH = 32;
 
 /** Replies to every prompt with one strategy and decoding, decoded in batches. */
-export function probeReplies(model: Transformer, tokenizer: Tokenizer, prompts: readonly ProbePrompt[], strategy: SearchStrategy, decoding: ProbeDecoding, config: GenerationConfig): ProbeReply[] {
+export function probeReplies(
+  model: Transformer,
+  tokenizer: Tokenizer,
+  prompts: readonly ProbePrompt[],
+  strategy: SearchStrategy,
+  decoding: ProbeDecoding,
+  config: GenerationConfig,
+): ProbeReply[] {
   const options = probeOptions(strategy, decoding, config);
   const replies: ProbeReply[] = [];
   for (let i = 0; i < prompts.length; i += BATCH) {
     const group = prompts.slice(i, i + BATCH);
-    const outputs = generate(model, group.map((p) => tokenizer.encode(p.text)), options);
+    const outputs = generate(
+      model,
+      group.map((p) => tokenizer.encode(p.text)),
+      options,
+    );
     outputs.forEach((out, j) => {
       const p = group[j]!;
-      replies.push({ line: p.line, prompt: p.text, strategy, decoding, reply: tokenizer.decode(out.tokens), tokens: out.tokens.length, finishReason: out.finishReason, score: out.score });
+      replies.push({
+        line: p.line,
+        prompt: p.text,
+        strategy,
+        decoding,
+        reply: tokenizer.decode(out.tokens),
+        tokens: out.tokens.length,
+        finishReason: out.finishReason,
+        score: out.score,
+      });
     });
   }
   return replies;

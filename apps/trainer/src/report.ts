@@ -25,7 +25,9 @@ export interface Reporter {
 }
 
 export function createReporter(interactive: boolean, stream: NodeJS.WritableStream = process.stdout): Reporter {
-  return interactive ? new BarReporter(stream) : new LogReporter(pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream as pino.DestinationStream));
+  return interactive
+    ? new BarReporter(stream)
+    : new LogReporter(pino({ base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream as pino.DestinationStream));
 }
 
 class LogReporter implements Reporter {
@@ -65,7 +67,12 @@ class BarReporter implements Reporter {
     this.bar = this.multi.create(totalSteps, doneSteps, { epoch: '-', loss: '-', lr: '-', tps: '-' });
   }
   step(info: StepInfo): void {
-    this.bar?.update(info.step, { epoch: info.epoch + 1, loss: info.loss.toFixed(3), lr: info.learningRate.toExponential(2), tps: Math.round(info.tokensPerSecond) });
+    this.bar?.update(info.step, {
+      epoch: info.epoch + 1,
+      loss: info.loss.toFixed(3),
+      lr: info.learningRate.toExponential(2),
+      tps: Math.round(info.tokensPerSecond),
+    });
   }
   info(message: string, fields?: Record<string, unknown>): void {
     this.multi.log(`${message}${fields && Object.keys(fields).length > 0 ? ` ${JSON.stringify(fields)}` : ''}\n`);

@@ -87,7 +87,10 @@ export async function saveCheckpoint(runDir: string, content: CheckpointContent)
     ['adam.m', { dtype: 'F32', shape: [size], data: content.engine.m }],
     ['adam.v', { dtype: 'F32', shape: [size], data: content.engine.v }],
   ]);
-  await writeFileDurably(join(tmp, OPTIMIZER_FILE), encodeSafetensors(optimizer, { adamStep: String(content.engine.step), layout: JSON.stringify(content.layout.entries.map((e) => [e.name, e.size])) }));
+  await writeFileDurably(
+    join(tmp, OPTIMIZER_FILE),
+    encodeSafetensors(optimizer, { adamStep: String(content.engine.step), layout: JSON.stringify(content.layout.entries.map((e) => [e.name, e.size])) }),
+  );
   await writeFileDurably(join(tmp, STATE_FILE), `${JSON.stringify(content.trainer, null, 2)}\n`);
   await syncDirectory(tmp);
   const final = join(root, name);

@@ -79,7 +79,14 @@ export async function chooseServed(ctx: SelectionContext): Promise<ServedModel |
   const saved = servedSaved(state, ctx.bestValidation, settings.select);
   if (settings.select === 'loss') {
     if (average && saved && average.loss < saved.validLoss) {
-      return { step: average.step, averaged: average.averaged, validLoss: average.loss, validation: average.validation, why: 'the lowest validation loss, below the best single checkpoint', replaced: true };
+      return {
+        step: average.step,
+        averaged: average.averaged,
+        validLoss: average.loss,
+        validation: average.validation,
+        why: 'the lowest validation loss, below the best single checkpoint',
+        replaced: true,
+      };
     }
     // The model holds the last step's weights (or the average's); the report is of the one served.
     if (saved) await restoreSaved(ctx);
@@ -88,7 +95,10 @@ export async function chooseServed(ctx: SelectionContext): Promise<ServedModel |
   const candidates = await chrfCandidates(ctx);
   if (average) candidates.push(average);
   // A tie goes to the lower validation loss.
-  const best = candidates.reduce<Candidate | undefined>((b, c) => (b === undefined || c.chrf > b.chrf || (c.chrf === b.chrf && c.loss < b.loss) ? c : b), undefined);
+  const best = candidates.reduce<Candidate | undefined>(
+    (b, c) => (b === undefined || c.chrf > b.chrf || (c.chrf === b.chrf && c.loss < b.loss) ? c : b),
+    undefined,
+  );
   if (best === undefined) return saved;
   await best.load();
   const validation = ctx.validateOn(ctx.selectionPairs);
@@ -110,9 +120,19 @@ async function averaged(ctx: SelectionContext): Promise<Candidate & { validation
   const load = async () => writeParams(ctx.model, ctx.layout, params);
   await load();
   const validation = ctx.validateOn(ctx.selectionPairs);
-  ctx.report.info(`measured the average of the last ${names.length} checkpoint(s) on the selection half: chrF ${validation.chrf.toFixed(2)}, perplexity ${validation.perplexity.toFixed(2)}`);
+  ctx.report.info(
+    `measured the average of the last ${names.length} checkpoint(s) on the selection half: chrF ${validation.chrf.toFixed(2)}, perplexity ${validation.perplexity.toFixed(2)}`,
+  );
   const step = Number(names.at(-1)!.slice('step-'.length));
-  return { name: names.length === 1 ? names[0]! : `the average of ${names.join(', ')}`, step, loss: validation.loss, chrf: validation.chrf, load, averaged: names, validation };
+  return {
+    name: names.length === 1 ? names[0]! : `the average of ${names.join(', ')}`,
+    step,
+    loss: validation.loss,
+    chrf: validation.chrf,
+    load,
+    averaged: names,
+    validation,
+  };
 }
 
 /** Puts the run directory's own model back after the average lost. */
@@ -153,7 +173,13 @@ async function chrfCandidates(ctx: SelectionContext): Promise<Candidate[]> {
   // The run directory's model when its step has no checkpoint left (fine-tuning's step 0).
   const { bestStep, bestChrf, bestValidLoss } = ctx.state;
   if (bestStep !== null && bestChrf !== null && bestValidLoss !== null && !candidates.some((c) => c.step === bestStep)) {
-    candidates.push({ name: bestStep === 0 ? 'step 0 (the base model)' : checkpointName(bestStep), step: bestStep, loss: bestValidLoss, chrf: bestChrf, load: () => restoreSaved(ctx) });
+    candidates.push({
+      name: bestStep === 0 ? 'step 0 (the base model)' : checkpointName(bestStep),
+      step: bestStep,
+      loss: bestValidLoss,
+      chrf: bestChrf,
+      load: () => restoreSaved(ctx),
+    });
   }
   return candidates;
 }

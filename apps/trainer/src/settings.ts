@@ -82,14 +82,32 @@ export const FINE_TUNE = { peakLr: 1e-4, warmupFraction: 0.1, epochs: 10 };
 export const MAX_DEFAULT_WORKERS = 4;
 
 /** Options whose change would make a resumed run a different run. */
-export const RUN_SHAPING = ['data', 'preset', 'batchTokens', 'bucketWindow', 'warmup', 'labelSmoothing', 'dropout', 'clipNorm', 'seed', 'tokenizer', 'vocabSize', 'initFrom', 'peakLr'] as const;
+export const RUN_SHAPING = [
+  'data',
+  'preset',
+  'batchTokens',
+  'bucketWindow',
+  'warmup',
+  'labelSmoothing',
+  'dropout',
+  'clipNorm',
+  'seed',
+  'tokenizer',
+  'vocabSize',
+  'initFrom',
+  'peakLr',
+] as const;
 
 /** What --init-from takes from the base model; giving them too would contradict it. */
 const FROM_BASE = ['preset', 'tokenizer', 'vocabSize'] as const;
 
 /** `pnpm train` flags → settings, with the preset's recipe for what was not given. */
 /** `onOutput` hears commander's errors; `--help` goes to `onHelp` (stdout). */
-export function parseTrainArgs(argv: string[], onOutput: (text: string) => void, onHelp: (text: string) => void = (text) => process.stdout.write(text)): TrainRequest {
+export function parseTrainArgs(
+  argv: string[],
+  onOutput: (text: string) => void,
+  onHelp: (text: string) => void = (text) => process.stdout.write(text),
+): TrainRequest {
   const program = new Command('pnpm train')
     .description('Train the Transformer on question/answer pairs; the run directory becomes a servable model directory')
     .exitOverride()
@@ -101,21 +119,37 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void,
     .option('--max-steps <n>', 'stop after this many optimisation steps', integer(1))
     .option('--batch-tokens <n>', 'token budget of a batch: real source or target tokens (default: per preset)', integer(8))
     .option('--bucket-window <n>', 'sort pairs by length within windows of n batches (§5.1); 0 batches at random (default: per preset)', integer(0))
-    .option('--warmup <n>', `warm-up steps (default: Noam's ${RECIPES.tutorial.warmup} for tiny/tutorial, ${RECIPES.base.warmup} for base; with --init-from, ${FINE_TUNE.warmupFraction * 100}% of the steps)`, integer(1))
+    .option(
+      '--warmup <n>',
+      `warm-up steps (default: Noam's ${RECIPES.tutorial.warmup} for tiny/tutorial, ${RECIPES.base.warmup} for base; with --init-from, ${FINE_TUNE.warmupFraction * 100}% of the steps)`,
+      integer(1),
+    )
     .option('--label-smoothing <x>', 'ε_ls of §5.4', fraction, 0.1)
     .option('--dropout <x>', 'P_drop of §5.4', fraction, 0.1)
     .option('--clip-norm <x>', 'clip gradients to this global L2 norm (default: no clipping, as in the paper)', positive)
     .option('--seed <n>', 'seed of initialisation, data order and dropout', integer(0), 1)
     .option('--backend <name>', 'auto, tensorflow, wasm, cpu or webgpu (default: $HANMADI_BACKEND, else auto)')
-    .option('--workers <n>', `data-parallel worker threads on the wasm/cpu backends; other backends train in-process (default: one per core, at most ${MAX_DEFAULT_WORKERS})`, integer(1))
+    .option(
+      '--workers <n>',
+      `data-parallel worker threads on the wasm/cpu backends; other backends train in-process (default: one per core, at most ${MAX_DEFAULT_WORKERS})`,
+      integer(1),
+    )
     .option('--tokenizer <file.model>', 'a SentencePiece model to use instead of training one on the training split')
     .option('--vocab-size <n>', 'vocabulary of the tokenizer trained here (default: per preset, or fewer pieces if the corpus supports no more)', integer(16))
     .option('--valid-every <n>', 'also validate every n steps (always after each epoch)', integer(1))
     .option('--checkpoint-every <n>', 'write a checkpoint every n steps (and after each epoch)', integer(1), 500)
     .option('--keep <n>', 'checkpoints to keep, besides the best', integer(1), 5)
-    .option('--average <n>', 'average the last n checkpoints (§6.1; 1: the last one): served as it is, or with --select chrf|loss a candidate beside the checkpoints', integer(0), 0)
+    .option(
+      '--average <n>',
+      'average the last n checkpoints (§6.1; 1: the last one): served as it is, or with --select chrf|loss a candidate beside the checkpoints',
+      integer(0),
+      0,
+    )
     .option('--valid-samples <n>', 'validation pairs (of the selection half) decoded for BLEU and chrF', integer(0), 200)
-    .option('--select <how>', 'the model the run directory serves: chrf (highest chrF on the selection half of validation, among the kept checkpoints and the --average), loss (lowest validation loss) or average (the --average of the last N) (default: average with --average, else chrf, or loss without --valid-samples)')
+    .option(
+      '--select <how>',
+      'the model the run directory serves: chrf (highest chrF on the selection half of validation, among the kept checkpoints and the --average), loss (lowest validation loss) or average (the --average of the last N) (default: average with --average, else chrf, or loss without --valid-samples)',
+    )
     .option('--init-from <model-dir>', "fine-tune: start from this model directory's weights, config and tokenizer, with a fresh optimiser")
     .option('--peak-lr <x>', `fine-tuning's peak learning rate, reached after --warmup steps and decayed linearly to 0 (default ${FINE_TUNE.peakLr})`, positive)
     .option('--log-every <n>', 'steps between metric rows and log lines', integer(1), 10)
@@ -169,7 +203,8 @@ export function parseTrainArgs(argv: string[], onOutput: (text: string) => void,
     peakLr: initFrom !== null ? ((o['peakLr'] as number | undefined) ?? FINE_TUNE.peakLr) : null,
     select,
   };
-  if (initFrom === null && given.has('peakLr')) throw new InvalidArgumentError('--peak-lr: only used with --init-from (training from scratch follows the Noam schedule of §5.3)');
+  if (initFrom === null && given.has('peakLr'))
+    throw new InvalidArgumentError('--peak-lr: only used with --init-from (training from scratch follows the Noam schedule of §5.3)');
   return { settings, resume: o['resume'] as boolean, force: o['force'] as boolean, given };
 }
 
@@ -188,7 +223,9 @@ function basePreset(dir: string): string {
   try {
     training = (JSON.parse(readFileSync(file, 'utf8')) as { training?: unknown }).training;
   } catch (error) {
-    throw new InvalidArgumentError(`--init-from: ${file}: not a readable model directory config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    throw new InvalidArgumentError(
+      `--init-from: ${file}: not a readable model directory config (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+    );
   }
   const preset = typeof training === 'object' && training !== null ? (training as { preset?: unknown }).preset : undefined;
   // A model directory from elsewhere still fine-tunes; the tutorial recipe's batches suit the small models.
@@ -201,5 +238,8 @@ function basePreset(dir: string): string {
  * run will use, which on --resume merge train.json with the options given.
  */
 export function checkAverageWithinKeep(settings: TrainSettings): void {
-  if (settings.average > settings.keep) throw new InvalidArgumentError(`--average ${settings.average} needs --keep ${settings.average} or more: only the newest ${settings.keep} checkpoints are kept`);
+  if (settings.average > settings.keep)
+    throw new InvalidArgumentError(
+      `--average ${settings.average} needs --keep ${settings.average} or more: only the newest ${settings.keep} checkpoints are kept`,
+    );
 }

@@ -6,15 +6,7 @@
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dedupePairs, readPairs, splitPairs, type QaPair } from '@hanmadi/corpus';
-import {
-  CONFIG_FILE,
-  GENERATION_CONFIG_FILE,
-  importWeights,
-  presetConfig,
-  Transformer,
-  type BackendInfo,
-  type Example,
-} from '@hanmadi/model';
+import { CONFIG_FILE, GENERATION_CONFIG_FILE, importWeights, presetConfig, Transformer, type BackendInfo, type Example } from '@hanmadi/model';
 import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
 import { InProcessEngine, ParallelEngine, type Engine } from './engine.js';
 import type { BaseModel } from './init-from.js';
@@ -58,11 +50,25 @@ export async function prepareRunDir(request: TrainRequest, report: Reporter): Pr
     const saved = TrainSettingsSchema.parse(JSON.parse(await readFile(trainFile, 'utf8')));
     const conflicts = RUN_SHAPING.filter((k) => request.given.has(k) && JSON.stringify(saved[k]) !== JSON.stringify(settings[k]));
     if (conflicts.length > 0) {
-      throw new RunDirError(`${out}: --resume continues the run as it was started; these options differ from ${TRAIN_FILE}: ${conflicts.map((k) => `${k} (${JSON.stringify(saved[k])})`).join(', ')}`);
+      throw new RunDirError(
+        `${out}: --resume continues the run as it was started; these options differ from ${TRAIN_FILE}: ${conflicts.map((k) => `${k} (${JSON.stringify(saved[k])})`).join(', ')}`,
+      );
     }
     // Scheduling and hardware may change between sessions; the recipe may not.
     const merged: TrainSettings = { ...saved };
-    for (const k of ['epochs', 'maxSteps', 'backend', 'workers', 'validEvery', 'checkpointEvery', 'keep', 'average', 'validSamples', 'logEvery', 'select'] as const) {
+    for (const k of [
+      'epochs',
+      'maxSteps',
+      'backend',
+      'workers',
+      'validEvery',
+      'checkpointEvery',
+      'keep',
+      'average',
+      'validSamples',
+      'logEvery',
+      'select',
+    ] as const) {
       if (request.given.has(k)) (merged as Record<string, unknown>)[k] = settings[k];
     }
     checkAverageWithinKeep(merged);
@@ -151,7 +157,11 @@ export async function startEngine(model: Transformer, settings: TrainSettings, b
 export function createModel(settings: TrainSettings, tokenizer: Tokenizer, base: BaseModel | undefined): Transformer {
   const { specialIds } = tokenizer;
   if (base === undefined) {
-    const config = presetConfig(settings.preset, { vocabSize: tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos }, { dropout: settings.dropout });
+    const config = presetConfig(
+      settings.preset,
+      { vocabSize: tokenizer.vocabSize, padId: specialIds.pad, bosId: specialIds.bos, eosId: specialIds.eos },
+      { dropout: settings.dropout },
+    );
     return new Transformer(config, settings.seed);
   }
   const model = new Transformer({ ...base.config, dropout: settings.dropout }, settings.seed);
@@ -163,4 +173,3 @@ export function createModel(settings: TrainSettings, tokenizer: Tokenizer, base:
   }
   return model;
 }
-

@@ -81,6 +81,8 @@ function servedDescription(served: ServedModel): string {
   const averaged = served.averaged;
   const which = !averaged ? `step ${served.step}` : averaged.length === 1 ? `the last checkpoint, ${averaged[0]}` : `the average of ${averaged.join(', ')}`;
   const v = served.validation;
-  const figures = v ? `perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}` : `perplexity ${Math.exp(served.validLoss).toFixed(2)}`;
+  const figures = v
+    ? `perplexity ${v.perplexity.toFixed(2)}, BLEU ${v.bleu.toFixed(2)}, chrF ${v.chrf.toFixed(2)}`
+    : `perplexity ${Math.exp(served.validLoss).toFixed(2)}`;
   return `${which} (validation ${figures}): ${served.why}`;
 }

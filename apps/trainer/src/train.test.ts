@@ -41,7 +41,10 @@ async function flatLayoutFor(dir: string): Promise<FlatLayout> {
   return layout;
 }
 
-const losses = (dir: string): [number, number][] => metricRows(dir).filter((r) => r['loss'] !== undefined).map((r) => [r['step']!, r['loss']!]);
+const losses = (dir: string): [number, number][] =>
+  metricRows(dir)
+    .filter((r) => r['loss'] !== undefined)
+    .map((r) => [r['step']!, r['loss']!]);
 
 async function cli(argv: string[]): Promise<{ code: number; err: string[]; out: string }> {
   const err: string[] = [];
@@ -59,7 +62,27 @@ async function cli(argv: string[]): Promise<{ code: number; err: string[]; out: 
 describe('pnpm train', () => {
   it('trains the tiny preset on the bundled corpus: validation loss falls and the run directory serves', async () => {
     const out = runDir();
-    const request = parseTrainArgs(['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '300', '--backend', 'wasm', '--workers', '1', '--valid-samples', '20', '--select', 'loss'], () => {});
+    const request = parseTrainArgs(
+      [
+        '--data',
+        BUNDLED_CORPUS,
+        '--out',
+        out,
+        '--preset',
+        'tiny',
+        '--max-steps',
+        '300',
+        '--backend',
+        'wasm',
+        '--workers',
+        '1',
+        '--valid-samples',
+        '20',
+        '--select',
+        'loss',
+      ],
+      () => {},
+    );
     const summary = await train(request, quiet(), { requested: false });
     expect(summary.steps).toBe(300);
     const validation = metricRows(out).filter((r) => r['validLoss'] !== undefined);
@@ -86,9 +109,34 @@ describe('pnpm train', () => {
   });
 
   it('resumes an interrupted run exactly: the same losses, step for step, on cpu', async () => {
-    const args = (out: string) => ['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--max-steps', '24', '--backend', 'cpu', '--workers', '1', '--log-every', '1', '--checkpoint-every', '8', '--valid-samples', '4', '--seed', '7'];
+    const args = (out: string) => [
+      '--data',
+      BUNDLED_CORPUS,
+      '--out',
+      out,
+      '--preset',
+      'tiny',
+      '--max-steps',
+      '24',
+      '--backend',
+      'cpu',
+      '--workers',
+      '1',
+      '--log-every',
+      '1',
+      '--checkpoint-every',
+      '8',
+      '--valid-samples',
+      '4',
+      '--seed',
+      '7',
+    ];
     const whole = runDir();
-    await train(parseTrainArgs(args(whole), () => {}), quiet(), { requested: false });
+    await train(
+      parseTrainArgs(args(whole), () => {}),
+      quiet(),
+      { requested: false },
+    );
 
     const interrupted = runDir();
     const stop: StopSignal = { requested: false };
@@ -100,14 +148,33 @@ describe('pnpm train', () => {
       stop,
     );
     expect(losses(interrupted).at(-1)![0]).toBe(11);
-    const resumed = await train(parseTrainArgs([...args(interrupted), '--resume'], () => {}), quiet(), { requested: false });
+    const resumed = await train(
+      parseTrainArgs([...args(interrupted), '--resume'], () => {}),
+      quiet(),
+      { requested: false },
+    );
     expect(resumed.steps).toBe(24);
     expect(losses(interrupted)).toEqual(losses(whole));
   });
 
   it('survives kill -9: the previous checkpoint stays loadable and --resume continues', async () => {
     const out = runDir();
-    const common = ['--data', BUNDLED_CORPUS, '--out', out, '--preset', 'tiny', '--backend', 'wasm', '--workers', '1', '--checkpoint-every', '3', '--valid-samples', '2'];
+    const common = [
+      '--data',
+      BUNDLED_CORPUS,
+      '--out',
+      out,
+      '--preset',
+      'tiny',
+      '--backend',
+      'wasm',
+      '--workers',
+      '1',
+      '--checkpoint-every',
+      '3',
+      '--valid-samples',
+      '2',
+    ];
     const argv = [...common, '--max-steps', '400'];
     // The built `hanmadi` (vitest's global setup builds it), run by node itself as users run it.
     const child = spawn(process.execPath, [join(REPO_ROOT, 'apps/cli/dist/hanmadi.mjs'), 'train', ...argv], { stdio: 'ignore', cwd: REPO_ROOT });
@@ -179,10 +246,28 @@ describe('pnpm train', () => {
 
   it('trains with two data-parallel workers, logs structured lines off a terminal, and serves an average of checkpoints', async () => {
     const out = runDir();
-    const argv = ['--data', BUNDLED_CORPUS, '--out', out, '--max-steps', '12', '--workers', '2', '--backend', 'wasm', '--log-every', '4', '--valid-samples', '4'];
+    const argv = [
+      '--data',
+      BUNDLED_CORPUS,
+      '--out',
+      out,
+      '--max-steps',
+      '12',
+      '--workers',
+      '2',
+      '--backend',
+      'wasm',
+      '--log-every',
+      '4',
+      '--valid-samples',
+      '4',
+    ];
     const { code, out: log } = await cli([...argv, '--checkpoint-every', '4', '--average', '2']);
     expect(code).toBe(0);
-    const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { msg: string });
     expect(lines.some((l) => l.msg.includes('2 workers'))).toBe(true);
     expect(lines.filter((l) => l.msg === 'step')).toHaveLength(3);
     expect(losses(out).map(([step]) => step)).toEqual([4, 8, 12]);

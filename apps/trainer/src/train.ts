@@ -6,7 +6,16 @@ import { epochBatches } from './batching.js';
 import { loadBase } from './init-from.js';
 import { learningCurvesSvg, type CurvePoint } from './plot.js';
 import { MetricsFile, type Reporter } from './report.js';
-import { checkpointName, CURVES_FILE, loadLatestCheckpoint, METRICS_FILE, pruneCheckpoints, RunDirError, saveCheckpoint, type TrainerState } from './run-dir.js';
+import {
+  checkpointName,
+  CURVES_FILE,
+  loadLatestCheckpoint,
+  METRICS_FILE,
+  pruneCheckpoints,
+  RunDirError,
+  saveCheckpoint,
+  type TrainerState,
+} from './run-dir.js';
 import { chooseServed, isBetter, servedSaved, type ServedModel } from './selection.js';
 import { FINE_TUNE, type TrainRequest } from './settings.js';
 import { writeDefaultGenerationConfig } from './generation-defaults.js';
@@ -62,7 +71,10 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
   report.info(`${data.pairs} pairs (${data.duplicates} duplicates removed): ${data.train.length} for training, ${data.valid.length} for validation`);
 
   const model = createModel(settings, data.tokenizer, base);
-  if (base) report.info(`fine-tuning ${base.dir}: peak learning rate ${settings.peakLr} after ${settings.warmup} warm-up steps, linear decay to 0 at step ${totalSteps}`);
+  if (base)
+    report.info(
+      `fine-tuning ${base.dir}: peak learning rate ${settings.peakLr} after ${settings.warmup} warm-up steps, linear decay to 0 at step ${totalSteps}`,
+    );
   const { specialIds } = data.tokenizer;
   const engine = await startEngine(model, settings, backend, report);
   const metrics = new MetricsFile(join(out, METRICS_FILE));
@@ -119,10 +131,24 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       const result = validateOn(data.selectionPairs);
       lastValidation = result;
       // chrF and BLEU are of the selection half; `halves` tells a resumed run's rows from an older format's.
-      const row = { step: state.step, epoch: state.epoch + 1, validLoss: result.loss, validPerplexity: result.perplexity, bleu: result.bleu, chrf: result.chrf, halves: true };
+      const row = {
+        step: state.step,
+        epoch: state.epoch + 1,
+        validLoss: result.loss,
+        validPerplexity: result.perplexity,
+        bleu: result.bleu,
+        chrf: result.chrf,
+        halves: true,
+      };
       await metrics.append(row);
       curve.push({ step: state.step, validLoss: result.loss, validPerplexity: result.perplexity });
-      report.info('validation', { ...row, validLoss: round(result.loss), validPerplexity: round(result.perplexity), bleu: round(result.bleu), chrf: round(result.chrf) });
+      report.info('validation', {
+        ...row,
+        validLoss: round(result.loss),
+        validPerplexity: round(result.perplexity),
+        bleu: round(result.bleu),
+        chrf: round(result.chrf),
+      });
       for (const r of result.replies) report.info(`  ${r.prompt} → ${r.reply}`);
       if (isBetter(settings.select, result, state)) {
         state.bestValidLoss = result.loss;
@@ -156,12 +182,22 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
         });
         const seconds = (performance.now() - stepStarted) / 1000;
         state = { ...state, step, epoch, nextBatch: b + 1, trainSeconds: state.trainSeconds + seconds, targetTokens: state.targetTokens + result.targetTokens };
-        if (!Number.isFinite(result.loss)) throw new RunDirError(`the loss became ${result.loss} at step ${step}; lower the learning rate (--warmup) or clip gradients (--clip-norm)`);
+        if (!Number.isFinite(result.loss))
+          throw new RunDirError(`the loss became ${result.loss} at step ${step}; lower the learning rate (--warmup) or clip gradients (--clip-norm)`);
         const logged = step % settings.logEvery === 0;
         const info = { epoch, step, loss: result.loss, learningRate: lr, gradNorm: result.gradNorm, tokensPerSecond: result.targetTokens / seconds };
         report.step(info, logged);
         if (logged) {
-          await metrics.append({ step, epoch: epoch + 1, loss: result.loss, lr, gradNorm: result.gradNorm, targetTokens: result.targetTokens, tokensPerSecond: info.tokensPerSecond, elapsedSeconds: state.trainSeconds });
+          await metrics.append({
+            step,
+            epoch: epoch + 1,
+            loss: result.loss,
+            lr,
+            gradNorm: result.gradNorm,
+            targetTokens: result.targetTokens,
+            tokensPerSecond: info.tokensPerSecond,
+            elapsedSeconds: state.trainSeconds,
+          });
           curve.push({ step, trainLoss: result.loss, learningRate: lr });
         }
         if (settings.validEvery !== null && step % settings.validEvery === 0) await runValidation();
@@ -198,7 +234,11 @@ export async function train(request: TrainRequest, report: Reporter, stop: StopS
       });
       if (served) {
         if (served.replaced) {
-          await saveModel(out, model, { tokenizerBytes: data.tokenizerBytes, specialIds, training: { ...training, step: served.step, averaged: served.averaged, validation: served.validation } });
+          await saveModel(out, model, {
+            tokenizerBytes: data.tokenizerBytes,
+            specialIds,
+            training: { ...training, step: served.step, averaged: served.averaged, validation: served.validation },
+          });
           await writeDefaultGenerationConfig(out, base?.dir);
         }
         // Figures of the half the choice did not look at.

@@ -73,7 +73,11 @@ export function validate(
   }
   const loss = tokens > 0 ? sum / tokens : Number.NaN;
   const sampled = references.slice(0, options.samples);
-  const hypotheses = replyAll(model, tokenizer, sampled.map((p) => p.question));
+  const hypotheses = replyAll(
+    model,
+    tokenizer,
+    sampled.map((p) => p.question),
+  );
   const answers = sampled.map((p) => normalizeText(p.answer));
   const prompts = options.prompts ?? SAMPLE_PROMPTS;
   const chars = (texts: readonly string[]) => texts.reduce((n, t) => n + [...t].length, 0);

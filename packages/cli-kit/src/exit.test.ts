@@ -34,7 +34,7 @@ describe('exitCodeFor', () => {
     }
   });
 
-  it('exits 2 for usage errors, commander\'s and those found after parsing', () => {
+  it("exits 2 for usage errors, commander's and those found after parsing", () => {
     expect(run(['--nope']).code).toBe(EXIT_USAGE);
     expect(run(['--n', '2']).code).toBe(EXIT_USAGE);
     const lines: string[] = [];

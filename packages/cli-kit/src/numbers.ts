@@ -46,10 +46,7 @@ export function number(bounds: Bounds = {}): OptionParser<number> {
           : `a number in ${minExclusive ? '(' : '['}${min}, ${max}${maxExclusive ? ')' : ']'}`;
   return (value) => {
     const n = toNumber(value);
-    const fits =
-      Number.isFinite(n) &&
-      (min === undefined || (minExclusive ? n > min : n >= min)) &&
-      (max === undefined || (maxExclusive ? n < max : n <= max));
+    const fits = Number.isFinite(n) && (min === undefined || (minExclusive ? n > min : n >= min)) && (max === undefined || (maxExclusive ? n < max : n <= max));
     if (!fits) throw new InvalidArgumentError(`expected ${range}, got "${value}"`);
     return n;
   };

@@ -70,9 +70,7 @@ describe('CSV', () => {
 
   it('rejects a record over the configured length, naming its line', () => {
     const csv = `Q,A\n가,나\n${'다'.repeat(50)},라\n`;
-    expect(errorOf(() => parsePairs(csv, 'd.csv', { maxRecordLength: 40 })).message).toBe(
-      'd.csv:3: record is 52 characters, over the limit of 40',
-    );
+    expect(errorOf(() => parsePairs(csv, 'd.csv', { maxRecordLength: 40 })).message).toBe('d.csv:3: record is 52 characters, over the limit of 40');
   });
 
   it('skips invalid records with counted warnings when asked', () => {
@@ -132,19 +130,14 @@ describe('encodings and arbitrary bytes', () => {
 
   it('never throws anything but a CorpusError, in every format and mode', () => {
     fc.assert(
-      fc.property(
-        fc.uint8Array({ maxLength: 300 }),
-        fc.constantFrom('a.csv', 'a.tsv', 'a.jsonl'),
-        fc.boolean(),
-        (bytes, file, skipInvalid) => {
-          try {
-            const { pairs } = parsePairs(bytes, file, { skipInvalid, maxRecordLength: 100 });
-            for (const p of pairs) expect(p.question.length).toBeGreaterThan(0);
-          } catch (error) {
-            expect(error).toBeInstanceOf(CorpusError);
-          }
-        },
-      ),
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.constantFrom('a.csv', 'a.tsv', 'a.jsonl'), fc.boolean(), (bytes, file, skipInvalid) => {
+        try {
+          const { pairs } = parsePairs(bytes, file, { skipInvalid, maxRecordLength: 100 });
+          for (const p of pairs) expect(p.question.length).toBeGreaterThan(0);
+        } catch (error) {
+          expect(error).toBeInstanceOf(CorpusError);
+        }
+      }),
       { numRuns: 2000 },
     );
   });

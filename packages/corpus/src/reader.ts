@@ -65,8 +65,7 @@ export async function readBytes(file: string): Promise<Uint8Array> {
     return await readFile(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(error);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(error);
     throw new CorpusError({ file, line: 0, message: `cannot read file: ${why}` });
   }
 }
@@ -139,8 +138,7 @@ export function decodeUtf8(bytes: Uint8Array, file: string, lenient = false): st
       file,
       line,
       message:
-        `not valid UTF-8 (byte 0x${byte} at offset ${offset}); if the file is CP949/EUC-KR, ` +
-        'convert it first: iconv -f cp949 -t utf-8 in.csv > out.csv',
+        `not valid UTF-8 (byte 0x${byte} at offset ${offset}); if the file is CP949/EUC-KR, ` + 'convert it first: iconv -f cp949 -t utf-8 in.csv > out.csv',
     });
   }
 }

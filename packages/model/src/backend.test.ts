@@ -116,7 +116,9 @@ describe('initBackend', () => {
     await initBackend('cpu', quiet);
     const failure = initBackend('tensorflow', quiet);
     await expect(failure).rejects.toBeInstanceOf(BackendUnavailableError);
-    await expect(failure).rejects.toThrow(/neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed.*CUDA 11\.2.*@tensorflow\/tfjs-node-gpu@4\.22\.0/u);
+    await expect(failure).rejects.toThrow(
+      /neither @tensorflow\/tfjs-node-gpu nor @tensorflow\/tfjs-node is installed.*CUDA 11\.2.*@tensorflow\/tfjs-node-gpu@4\.22\.0/u,
+    );
     expect(tf.getBackend()).toBe('cpu');
   });
 });

@@ -205,7 +205,11 @@ async function startTensorflow(): Promise<Attempt> {
       continue;
     }
     const usingGpu = (tf.backend() as { isUsingGpuDevice?: unknown }).isUsingGpuDevice;
-    const gpu = pkg.endsWith('-gpu') ? (usingGpu === true ? ' (GPU device: yes)' : ' (no GPU device seen: running on the CPU; check CUDA 11.2 and cuDNN 8.1)') : '';
+    const gpu = pkg.endsWith('-gpu')
+      ? usingGpu === true
+        ? ' (GPU device: yes)'
+        : ' (no GPU device seen: running on the CPU; check CUDA 11.2 and cuDNN 8.1)'
+      : '';
     return { info: { name: 'tensorflow', detail: `${pkg}${gpu}` } };
   }
   const all = missing.length === TFJS_NODE_PACKAGES.length;
@@ -217,7 +221,10 @@ function isNotInstalled(error: unknown, pkg: string): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   // A missing package of its own (tfjs-node without @tensorflow/tfjs) is a
   // broken install, not an absent one: only this package's name counts.
-  return (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /cannot find (module|package)/iu.test(messageOf(error))) && messageOf(error).includes(`'${pkg}'`);
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /cannot find (module|package)/iu.test(messageOf(error))) &&
+    messageOf(error).includes(`'${pkg}'`)
+  );
 }
 
 // --- wasm -------------------------------------------------------------------
@@ -254,7 +261,6 @@ async function startWasm(threads: number): Promise<BackendInfo> {
   const pool = wasm.getThreadsCount();
   return { name: 'wasm', detail: `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${pool} thread${pool === 1 ? '' : 's'})` };
 }
-
 
 // --- cpu --------------------------------------------------------------------
 
@@ -304,14 +310,15 @@ async function startWebgpu(): Promise<BackendInfo> {
     }
     await installWebgpuBackend(gpu, adapter, attempt.compat);
     const info = adapter.info;
-    const name = [[info.vendor, info.architecture, info.device].filter((s) => s !== '').join(' '), info.description].filter((s) => s !== '').join(', ') || 'unnamed';
+    const name =
+      [[info.vendor, info.architecture, info.device].filter((s) => s !== '').join(' '), info.description].filter((s) => s !== '').join(', ') || 'unnamed';
     const how = [attempt.compat ? 'compatibility' : '', attempt.flags.join(' ')].filter((s) => s !== '').join(', ');
     return { name: 'webgpu', detail: `webgpu (adapter: ${name}${how ? `; ${how}` : ''})` };
   }
   throw new BackendUnavailableError(
     `backend "webgpu" is unavailable: no WebGPU adapter found (tried ${tried.join('; ')}). ` +
       'With a GPU, install its Vulkan driver and loader (libvulkan1); without one, install Mesa EGL on llvmpipe ' +
-      '(apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri; Dawn loads the unversioned libEGL.so) for Dawn\'s OpenGL ES backend. ' +
+      "(apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri; Dawn loads the unversioned libEGL.so) for Dawn's OpenGL ES backend. " +
       `${WEBGPU_FLAGS_ENV} (comma-separated Dawn flags, e.g. backend=vulkan) and ${WEBGPU_COMPAT_ENV}=1 (needed by the OpenGL backends) choose the adapter by hand; ` +
       'or choose the wasm backend.',
   );

@@ -42,7 +42,8 @@ describe('exportModelDir', () => {
     expect(report.sourceWeightsBytes).toBe(statSync(join(src, WEIGHTS_FILE)).size);
     // Half the data; the header (names and offsets) is a few per cent of a tiny model's file.
     expect(report.weightsBytes / report.sourceWeightsBytes).toBeCloseTo(0.5, 1);
-    for (const name of ['train.json', 'metrics.jsonl', 'curves.svg', TOKENIZER_FILE]) expect(readFileSync(join(out, name)), name).toEqual(readFileSync(join(src, name)));
+    for (const name of ['train.json', 'metrics.jsonl', 'curves.svg', TOKENIZER_FILE])
+      expect(readFileSync(join(out, name)), name).toEqual(readFileSync(join(src, name)));
     expect(existsSync(join(out, 'generation_config.json'))).toBe(false);
 
     const [a, b] = [await loadModelDir(src, parseModelConfig), await loadModelDir(out, parseModelConfig)];
@@ -52,7 +53,8 @@ describe('exportModelDir', () => {
     expect(readFileSync(join(out, WEIGHTS_FILE)).toString('latin1')).toContain('"dtype":"F16"');
 
     const [source, exported] = [(await loadModel(src)).model, (await loadModel(out)).model];
-    const logits = (m: Transformer) => tf.tidy(() => m.logitsUncached(tf.tensor2d([[5, 6, 7, 3]], [1, 4], 'int32'), tf.tensor2d([[2, 12, 13]], [1, 3], 'int32')).dataSync() as Float32Array);
+    const logits = (m: Transformer) =>
+      tf.tidy(() => m.logitsUncached(tf.tensor2d([[5, 6, 7, 3]], [1, 4], 'int32'), tf.tensor2d([[2, 12, 13]], [1, 3], 'int32')).dataSync() as Float32Array);
     const [x, y] = [logits(source), logits(exported)];
     expect(x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i]!)), 0)).toBeLessThan(1e-2);
     source.dispose();

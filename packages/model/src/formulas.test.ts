@@ -52,11 +52,12 @@ describe.each(['cpu', 'wasm'] as const)('formulas on %s', (backend) => {
       const k = tf.randomNormal([1, 2, 4, 4]) as tf.Tensor4D;
       const v = tf.randomNormal([1, 2, 4, 4]) as tf.Tensor4D;
       const w = scaledDotProductAttention(q, k, v, mask, ForwardPass.inference).weights.arraySync() as number[][][][];
-      for (const head of w[0]!) for (const row of head) {
-        expect(row[2]).toBe(0);
-        expect(row[3]).toBe(0);
-        expect(row[0]! + row[1]!).toBeCloseTo(1, 6);
-      }
+      for (const head of w[0]!)
+        for (const row of head) {
+          expect(row[2]).toBe(0);
+          expect(row[3]).toBe(0);
+          expect(row[0]! + row[1]!).toBeCloseTo(1, 6);
+        }
     });
   });
 
@@ -116,7 +117,13 @@ describe.each(['cpu', 'wasm'] as const)('formulas on %s', (backend) => {
 
   it('averages the loss over real target tokens only', () => {
     const config = presetConfig('tiny', { vocabSize: 30 });
-    const batch = makeBatch([{ source: [5, 6], target: [7] }, { source: [8], target: [9, 10, 11, 12] }], config);
+    const batch = makeBatch(
+      [
+        { source: [5, 6], target: [7] },
+        { source: [8], target: [9, 10, 11, 12] },
+      ],
+      config,
+    );
     expect(batch.targetTokens).toBe(2 + 5);
     expect(Array.from(batch.labels.dataSync())).toEqual([7, 3, 9, 10, 11, 12, 3]);
     // Row 0 has targetLength 5: its positions are 0 and 1; row 1's are 5..9.

@@ -61,7 +61,10 @@ describe.each(['post', 'pre'] as const)('gradients with %s-LN', (norm) => {
         continue;
       }
       expect(relativeError(wasm.grads.get(name)!, g), name).toBeLessThanOrEqual(1e-4);
-      expect(g.some((x) => x !== 0), `${name} gets a gradient`).toBe(true);
+      expect(
+        g.some((x) => x !== 0),
+        `${name} gets a gradient`,
+      ).toBe(true);
     }
   });
 });

@@ -12,17 +12,65 @@ export { trainStep, type TrainStepOptions, type TrainStepResult } from './train-
 export { ForwardPass, ParamStore } from './params.js';
 export { Rng } from './random.js';
 export { customOp, gatherRows, linear, projectOnto, tidy } from './ops.js';
-export { exportWeights, importWeights, loadModel, parseModelConfig, saveModel, weightsLayout, WEIGHTS_LAYOUT, type LoadedModel, type SaveModelOptions } from './persist.js';
+export {
+  exportWeights,
+  importWeights,
+  loadModel,
+  parseModelConfig,
+  saveModel,
+  weightsLayout,
+  WEIGHTS_LAYOUT,
+  type LoadedModel,
+  type SaveModelOptions,
+} from './persist.js';
 export { COMPANION_FILES, exportModelDir, type ExportReport, type WeightsDtype } from './export.js';
-export { CONFIG_FILE, isModelDir, loadModelDir, MODEL_FORMAT_VERSION, ModelDirError, saveModelDir, TOKENIZER_FILE, WEIGHTS_FILE, type LoadedModelDir, type ModelDirConfig, type SaveModelDirOptions } from './model-dir.js';
-export { decodeSafetensors, encodeSafetensors, SafetensorsError, type EncodeOptions, type FloatStorage, type NamedTensor, type SafetensorsDtype } from './safetensors.js';
+export {
+  CONFIG_FILE,
+  isModelDir,
+  loadModelDir,
+  MODEL_FORMAT_VERSION,
+  ModelDirError,
+  saveModelDir,
+  TOKENIZER_FILE,
+  WEIGHTS_FILE,
+  type LoadedModelDir,
+  type ModelDirConfig,
+  type SaveModelDirOptions,
+} from './model-dir.js';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  SafetensorsError,
+  type EncodeOptions,
+  type FloatStorage,
+  type NamedTensor,
+  type SafetensorsDtype,
+} from './safetensors.js';
 export { greedyDecode, type GreedyOutput } from './generation/greedy.js';
-export { initBackend, parseBackendChoice, parseWasmThreads, BackendUnavailableError, BACKEND_ENV, WASM_THREADS_ENV, type BackendChoice, type BackendInfo, type BackendName, type BackendOptions } from './backend.js';
+export {
+  initBackend,
+  parseBackendChoice,
+  parseWasmThreads,
+  BackendUnavailableError,
+  BACKEND_ENV,
+  WASM_THREADS_ENV,
+  type BackendChoice,
+  type BackendInfo,
+  type BackendName,
+  type BackendOptions,
+} from './backend.js';
 export { DataParallelTrainer, splitByTokens, type ParallelStepOptions } from './parallel/data-parallel.js';
 export { adamUpdate, createFlatAdamState, type FlatAdamState } from './parallel/flat-adam.js';
 export { flatLayout, readParams, writeParams, type FlatLayout } from './parallel/flat.js';
 export { generate, generateAsync } from './generation/search.js';
-export { applyGenerationConfig, generationGroup, resolveGenerateOptions, type GenerateOptions, type ResolvedGenerateOptions, type SearchStrategy } from './generation/options.js';
+export {
+  applyGenerationConfig,
+  generationGroup,
+  resolveGenerateOptions,
+  type GenerateOptions,
+  type ResolvedGenerateOptions,
+  type SearchStrategy,
+} from './generation/options.js';
 export { type GenerateOutput } from './generation/output.js';
 export {
   DEFAULT_GENERATION_CONFIG,

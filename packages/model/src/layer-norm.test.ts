@@ -72,14 +72,19 @@ describe('LayerNorm inference on wasm (the fused kernel)', () => {
       beta.assign(tf.tensor1d(Float32Array.from({ length: d }, () => rng.next() - 0.5)));
     });
     for (const n of [1, 5, 40]) {
-      const x = tf.tensor2d(Float32Array.from({ length: n * d }, (_, i) => 100 + (i % 7) + 20 * (rng.next() - 0.5)), [n, d]);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: n * d }, (_, i) => 100 + (i % 7) + 20 * (rng.next() - 0.5)),
+        [n, d],
+      );
       const profile = await tf.profile(() => norm.apply(x));
       tf.dispose(profile.result as tf.Tensor);
       expect(profile.kernels.map((k) => k.name)).toEqual([LAYER_NORM_KERNEL]);
       const before = tf.memory().numTensors;
       const ours = tf.tidy(() => norm.apply(x).dataSync() as Float32Array);
       expect(tf.memory().numTensors).toBe(before);
-      const reference = tf.tidy(() => autodiffLayerNorm(x, params.get('norm.weight') as tf.Tensor1D, params.get('norm.bias') as tf.Tensor1D, 1e-5).dataSync() as Float32Array);
+      const reference = tf.tidy(
+        () => autodiffLayerNorm(x, params.get('norm.weight') as tf.Tensor1D, params.get('norm.bias') as tf.Tensor1D, 1e-5).dataSync() as Float32Array,
+      );
       expect(maxRelativeError(ours, reference)).toBeLessThan(1e-5);
       x.dispose();
     }

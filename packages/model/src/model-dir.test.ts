@@ -201,7 +201,9 @@ describe('saveModelDir / loadModelDir', () => {
       expect((error as Error).message).toMatch(reason);
     }
     const tensors = new Map<string, NamedTensor>([['w', { dtype: 'F32', shape: [2], data: Float32Array.of(1) }]]);
-    await expect(saveModelDir(dir, { ...options(), tensors })).rejects.toThrow(`${join(dir, WEIGHTS_FILE)}: cannot write: tensor "w": shape [2] has 2 elements`);
+    await expect(saveModelDir(dir, { ...options(), tensors })).rejects.toThrow(
+      `${join(dir, WEIGHTS_FILE)}: cannot write: tensor "w": shape [2] has 2 elements`,
+    );
     expect(existsSync(dir)).toBe(false);
   });
 });
@@ -229,14 +231,25 @@ describe('float16 weights, extra files', () => {
     const stray = join(dir, `train.json.tmp-99999-deadbeef`);
     writeFileSync(stray, '{');
     fsProbe.events = [];
-    const extraFiles = new Map([['train.json', new TextEncoder().encode('{"preset":"tiny"}\n')], ['curves.svg', new TextEncoder().encode('<svg/>')]]);
+    const extraFiles = new Map([
+      ['train.json', new TextEncoder().encode('{"preset":"tiny"}\n')],
+      ['curves.svg', new TextEncoder().encode('<svg/>')],
+    ]);
     await saveModelDir(dir, { ...options(2), extraFiles });
     expect(readFileSync(join(dir, 'train.json'), 'utf8')).toBe('{"preset":"tiny"}\n');
     expect(readFileSync(join(dir, 'curves.svg'), 'utf8')).toBe('<svg/>');
     expect(existsSync(stray)).toBe(false);
-    expect(fsProbe.events.filter((e) => e.startsWith('rename'))).toEqual([`rename ${WEIGHTS_FILE}`, `rename ${TOKENIZER_FILE}`, 'rename train.json', 'rename curves.svg', `rename ${CONFIG_FILE}`]);
+    expect(fsProbe.events.filter((e) => e.startsWith('rename'))).toEqual([
+      `rename ${WEIGHTS_FILE}`,
+      `rename ${TOKENIZER_FILE}`,
+      'rename train.json',
+      'rename curves.svg',
+      `rename ${CONFIG_FILE}`,
+    ]);
     for (const name of [CONFIG_FILE, '../x', '']) {
-      await expect(saveModelDir(dir, { ...options(), extraFiles: new Map([[name, new Uint8Array()]]) })).rejects.toThrow(/cannot write: an extra file must be a file name/u);
+      await expect(saveModelDir(dir, { ...options(), extraFiles: new Map([[name, new Uint8Array()]]) })).rejects.toThrow(
+        /cannot write: an extra file must be a file name/u,
+      );
     }
   });
 });
@@ -254,8 +267,12 @@ describe('non-finite weights', () => {
   it('refuses to save NaN or ±Inf, naming the tensor, before touching the disk', async () => {
     const dir = freshDir();
     const weights = join(dir, WEIGHTS_FILE);
-    await expect(saveModelDir(dir, withValue(12, Number.NaN))).rejects.toThrow(`${weights}: refusing to write non-finite weights: tensor encoder.embedding holds non-finite values (NaN at index 12)`);
-    await expect(saveModelDir(dir, withValue(3, Number.NEGATIVE_INFINITY, 7))).rejects.toThrow('tensor encoder.embedding holds non-finite values (-Infinity at index 3; 2 in all)');
+    await expect(saveModelDir(dir, withValue(12, Number.NaN))).rejects.toThrow(
+      `${weights}: refusing to write non-finite weights: tensor encoder.embedding holds non-finite values (NaN at index 12)`,
+    );
+    await expect(saveModelDir(dir, withValue(3, Number.NEGATIVE_INFINITY, 7))).rejects.toThrow(
+      'tensor encoder.embedding holds non-finite values (-Infinity at index 3; 2 in all)',
+    );
     await expect(saveModelDir(dir, { ...withValue(0, Number.POSITIVE_INFINITY), floats: 'F16' })).rejects.toThrow('(Infinity at index 0)');
     expect(existsSync(dir)).toBe(false);
   });

@@ -238,7 +238,9 @@ export async function isModelDir(dir: string): Promise<boolean> {
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u, 'must be a sha256: 64 lowercase hex digits');
 // A file name, never a path: config.json must not point outside its directory.
-const fileName = z.string().refine((name) => name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/u.test(name), 'must be a file name in the model directory');
+const fileName = z
+  .string()
+  .refine((name) => name !== '' && name !== '.' && name !== '..' && !/[/\\\0]/u.test(name), 'must be a file name in the model directory');
 const tokenId = z.number().int().min(0);
 
 const configSchema = z
@@ -264,7 +266,8 @@ const configSchema = z
   .superRefine((config, ctx) => {
     const { vocabSize, specialIds } = config.tokenizer;
     for (const [name, id] of Object.entries(specialIds)) {
-      if (id >= vocabSize) ctx.addIssue({ code: 'custom', path: ['tokenizer', 'specialIds', name], message: `${id} is outside the vocabulary of ${vocabSize}` });
+      if (id >= vocabSize)
+        ctx.addIssue({ code: 'custom', path: ['tokenizer', 'specialIds', name], message: `${id} is outside the vocabulary of ${vocabSize}` });
     }
   });
 

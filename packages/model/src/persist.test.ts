@@ -45,7 +45,8 @@ describe('saveModel / loadModel: float16 weights, finiteness', () => {
     });
     const { model: loaded, dir: loadedDir } = await loadModel(dir);
     expect(loadedDir.config.weights.layout).toMatch(/^float16 \(IEEE half; read as float32\), little-endian\. Linear weights/u);
-    const logits = (m: Transformer) => tf.tidy(() => m.logitsUncached(tf.tensor2d([[5, 6, 7, 3]], [1, 4], 'int32'), tf.tensor2d([[2, 12, 13]], [1, 3], 'int32')).dataSync() as Float32Array);
+    const logits = (m: Transformer) =>
+      tf.tidy(() => m.logitsUncached(tf.tensor2d([[5, 6, 7, 3]], [1, 4], 'int32'), tf.tensor2d([[2, 12, 13]], [1, 3], 'int32')).dataSync() as Float32Array);
     const [a, b] = [logits(model), logits(loaded)];
     const maxDiff = a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
     expect(maxDiff).toBeGreaterThan(0);
@@ -60,7 +61,9 @@ describe('saveModel / loadModel: float16 weights, finiteness', () => {
     const dir = freshDir();
     const error = await saveModel(dir, model, { tokenizerBytes: new Uint8Array([1]), specialIds: SPECIAL_IDS }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelDirError);
-    expect((error as Error).message).toBe(`${join(dir, WEIGHTS_FILE)}: refusing to write non-finite weights: tensor ${W1} holds non-finite values (NaN at index 12)`);
+    expect((error as Error).message).toBe(
+      `${join(dir, WEIGHTS_FILE)}: refusing to write non-finite weights: tensor ${W1} holds non-finite values (NaN at index 12)`,
+    );
     model.dispose();
   });
 

@@ -87,7 +87,10 @@ export function parseModelConfig(raw: unknown): ModelConfig {
 export async function loadModel(dir: string): Promise<LoadedModel> {
   const loaded = await loadModelDir(dir, parseModelConfig);
   if (loaded.config.tokenizer.vocabSize !== loaded.modelConfig.vocabSize) {
-    throw new ModelDirError(join(dir, 'config.json'), `tokenizer vocabulary ${loaded.config.tokenizer.vocabSize} differs from the model's ${loaded.modelConfig.vocabSize}`);
+    throw new ModelDirError(
+      join(dir, 'config.json'),
+      `tokenizer vocabulary ${loaded.config.tokenizer.vocabSize} differs from the model's ${loaded.modelConfig.vocabSize}`,
+    );
   }
   const model = new Transformer(loaded.modelConfig);
   try {

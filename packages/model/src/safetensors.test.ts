@@ -58,14 +58,19 @@ describe('encodeSafetensors / decodeSafetensors', () => {
   });
 
   it('writes the exact bytes of a tiny file by hand', () => {
-    const bytes = encodeSafetensors(new Map([['b', i32([2], [1, -2])], ['a', f32([], [1.5])]]), { format: 'pt' });
+    const bytes = encodeSafetensors(
+      new Map([
+        ['b', i32([2], [1, -2])],
+        ['a', f32([], [1.5])],
+      ]),
+      { format: 'pt' },
+    );
     // The header, names sorted and __metadata__ first:
     //   {"__metadata__":{"format":"pt"},          1 + 14 + 1 + 15 + 1 = 32
     //   "a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},   4 + 47 + 1 = 52
     //   "b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]}} 4 + 49 + 1 = 54
     // is 138 bytes, padded with 6 spaces to 144 = 0x90.
-    const header =
-      '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]}}';
+    const header = '{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]}}';
     const expected = [
       ...[0x90, 0, 0, 0, 0, 0, 0, 0],
       ...[...header].map((c) => c.charCodeAt(0)),
@@ -97,7 +102,12 @@ describe('encodeSafetensors / decodeSafetensors', () => {
   });
 
   it('decodes from an unaligned offset into fresh arrays that do not share the input', () => {
-    const file = encodeSafetensors(new Map([['w', f32([3], [1, 2, 3])], ['ids', i32([2], [4, 5])]]));
+    const file = encodeSafetensors(
+      new Map([
+        ['w', f32([3], [1, 2, 3])],
+        ['ids', i32([2], [4, 5])],
+      ]),
+    );
     const buffer = new Uint8Array(file.length + 3);
     buffer.set(file, 3);
     const input = buffer.subarray(3);
@@ -113,13 +123,17 @@ describe('encodeSafetensors / decodeSafetensors', () => {
     expect(() => encodeSafetensors(new Map([['w', { dtype: 'I32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(/needs a Int32Array, got Float32Array/u);
     expect(() => encodeSafetensors(new Map([['w', f32([-1], [])]]))).toThrow(/must hold non-negative integers/u);
     expect(() => encodeSafetensors(new Map([['__metadata__', f32([1], [1])]]))).toThrow(/reserved/u);
-    expect(() => encodeSafetensors(new Map([['w', { dtype: 'F16' as 'F32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(/unknown dtype "F16" \(F32 or I32; pass floats: 'F16'/u);
+    expect(() => encodeSafetensors(new Map([['w', { dtype: 'F16' as 'F32', shape: [1], data: Float32Array.of(1) }]]))).toThrow(
+      /unknown dtype "F16" \(F32 or I32; pass floats: 'F16'/u,
+    );
     expect(() => encodeSafetensors(new Map(), undefined, { floats: 'I32' as 'F32' })).toThrow(/floats must be F32 or F16, got "I32"/u);
   });
 });
 
 describe('F16: floats stored as IEEE half, read back as F32', () => {
-  const half = (values: number[]): Float32Array => decodeSafetensors(encodeSafetensors(new Map([['w', f32([values.length], values)]]), undefined, { floats: 'F16' }), FILE).tensors.get('w')!.data as Float32Array;
+  const half = (values: number[]): Float32Array =>
+    decodeSafetensors(encodeSafetensors(new Map([['w', f32([values.length], values)]]), undefined, { floats: 'F16' }), FILE).tensors.get('w')!
+      .data as Float32Array;
   /** The stored bit patterns of `values` written as F16. */
   const bits = (values: number[]): number[] => {
     const bytes = encodeSafetensors(new Map([['w', f32([values.length], values)]]), undefined, { floats: 'F16' });
@@ -164,7 +178,14 @@ describe('F16: floats stored as IEEE half, read back as F32', () => {
   });
 
   it('writes the F16 header and bytes, keeps I32 tensors as they are, and halves the data', () => {
-    const bytes = encodeSafetensors(new Map([['a', f32([2], [1.5, -2])], ['b', i32([1], [7])]]), undefined, { floats: 'F16' });
+    const bytes = encodeSafetensors(
+      new Map([
+        ['a', f32([2], [1.5, -2])],
+        ['b', i32([1], [7])],
+      ]),
+      undefined,
+      { floats: 'F16' },
+    );
     const header = '{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},"b":{"dtype":"I32","shape":[1],"data_offsets":[4,8]}}';
     expect(new TextDecoder().decode(bytes.subarray(8, 8 + header.length))).toBe(header);
     expect([...bytes.subarray(bytes.length - 8)]).toEqual([0x00, 0x3e, 0x00, 0xc0, 7, 0, 0, 0]); // 1.5 = 0x3e00, -2 = 0xc000
@@ -183,7 +204,13 @@ describe('F16: floats stored as IEEE half, read back as F32', () => {
 });
 
 describe('decodeSafetensors on damaged files', () => {
-  const good = encodeSafetensors(new Map([['a', f32([2], [1, 2])], ['b', i32([1], [3])]]), { k: 'v' });
+  const good = encodeSafetensors(
+    new Map([
+      ['a', f32([2], [1, 2])],
+      ['b', i32([1], [3])],
+    ]),
+    { k: 'v' },
+  );
   const a = { dtype: 'F32', shape: [2], data_offsets: [0, 8] };
   const eight = [0, 0, 0, 0, 0, 0, 0, 0];
 
@@ -227,13 +254,19 @@ describe('decodeSafetensors on damaged files', () => {
   });
 
   it('a shape that does not match the size its offsets give', () => {
-    expect(decodeError(build({ a: { ...a, shape: [3] } }, eight)).message).toMatch(/tensor "a": shape \[3\] of F32 needs 12 bytes, but data_offsets \[0, 8\] hold 8/u);
+    expect(decodeError(build({ a: { ...a, shape: [3] } }, eight)).message).toMatch(
+      /tensor "a": shape \[3\] of F32 needs 12 bytes, but data_offsets \[0, 8\] hold 8/u,
+    );
     expect(decodeError(build({ a: { ...a, shape: [2, 0] } }, eight)).message).toMatch(/needs 0 bytes/u);
-    expect(decodeError(build({ a: { ...a, dtype: 'F16' } }, eight)).message).toMatch(/tensor "a": shape \[2\] of F16 needs 4 bytes, but data_offsets \[0, 8\] hold 8/u);
+    expect(decodeError(build({ a: { ...a, dtype: 'F16' } }, eight)).message).toMatch(
+      /tensor "a": shape \[2\] of F16 needs 4 bytes, but data_offsets \[0, 8\] hold 8/u,
+    );
   });
 
   it('offsets past the end of the data (a truncated file)', () => {
-    expect(decodeError(build({ a }, [0, 0, 0, 0])).message).toMatch(/tensor "a": data_offsets \[0, 8\] reach past the end of the data \(4 bytes\): truncated\?/u);
+    expect(decodeError(build({ a }, [0, 0, 0, 0])).message).toMatch(
+      /tensor "a": data_offsets \[0, 8\] reach past the end of the data \(4 bytes\): truncated\?/u,
+    );
     expect(decodeError(good.subarray(0, good.length - 1)).message).toMatch(/tensor "b": data_offsets \[8, 12\] reach past the end of the data \(11 bytes\)/u);
   });
 
@@ -260,7 +293,12 @@ describe('decodeSafetensors on damaged files', () => {
   });
 
   it('accepts what other writers may do: unpadded headers, any key order, metadata last, empty tensors anywhere', () => {
-    const header = { b: { dtype: 'I32', shape: [1], data_offsets: [8, 12] }, e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] }, a, __metadata__: { m: 'n' } };
+    const header = {
+      b: { dtype: 'I32', shape: [1], data_offsets: [8, 12] },
+      e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] },
+      a,
+      __metadata__: { m: 'n' },
+    };
     const { tensors, metadata } = decodeSafetensors(build(header, [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40, 7, 0, 0, 0]), FILE);
     expect(metadata).toEqual({ m: 'n' });
     expect([...tensors.get('a')!.data]).toEqual([1, 2]);
@@ -280,7 +318,16 @@ describe.skipIf(!hasNumpy)('interop with numpy (python3 with numpy found)', () =
   it('numpy reads what we write, and we read what it writes', () => {
     const ours = join(dir, 'ours.safetensors');
     const theirs = join(dir, 'theirs.safetensors');
-    writeFileSync(ours, encodeSafetensors(new Map([['w', f32([2, 3], [0.5, -1, 2, 3.25, 1e-8, -7])], ['ids', i32([3], [1, -2, 2 ** 31 - 1])]]), { format: 'pt' }));
+    writeFileSync(
+      ours,
+      encodeSafetensors(
+        new Map([
+          ['w', f32([2, 3], [0.5, -1, 2, 3.25, 1e-8, -7])],
+          ['ids', i32([3], [1, -2, 2 ** 31 - 1])],
+        ]),
+        { format: 'pt' },
+      ),
+    );
     const script = String.raw`
 import json, struct, sys
 import numpy as np
@@ -316,7 +363,7 @@ open(theirs, 'wb').write(struct.pack('<Q', len(h)) + h + blob)
 
   it("rounds to F16 as numpy's astype(float16) does, and widens numpy's halves as it does", () => {
     // Random floats over the whole half range, subnormals and ties included.
-    const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rng = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const next = rng(7);
     const values = Float32Array.from({ length: 20000 }, (_, i) => (next() - 0.5) * 2 ** (Math.floor(next() * 42) - 26) * (i % 3 === 0 ? 1 : 1.5));
     const f32File = join(dir, 'values.safetensors');

@@ -203,12 +203,14 @@ export function decodeSafetensors(bytes: Uint8Array, file: string): { tensors: M
 /** Checks a tensor before it is written and returns its element count. */
 function checkTensor(name: string, tensor: NamedTensor): number {
   const where = `tensor ${JSON.stringify(name)}`;
-  if (!Object.hasOwn(ARRAYS, tensor.dtype)) throw new RangeError(`${where}: unknown dtype ${JSON.stringify(tensor.dtype)} (F32 or I32; pass floats: 'F16' to store halves)`);
+  if (!Object.hasOwn(ARRAYS, tensor.dtype))
+    throw new RangeError(`${where}: unknown dtype ${JSON.stringify(tensor.dtype)} (F32 or I32; pass floats: 'F16' to store halves)`);
   const array = ARRAYS[tensor.dtype];
   if (!(tensor.data instanceof array)) throw new RangeError(`${where}: dtype ${tensor.dtype} needs a ${array.name}, got ${tensor.data.constructor.name}`);
   if (!tensor.shape.every(isCount)) throw new RangeError(`${where}: shape [${tensor.shape.join(', ')}] must hold non-negative integers`);
   const elements = tensor.shape.reduce((n, d) => n * d, 1);
-  if (elements !== tensor.data.length) throw new RangeError(`${where}: shape [${tensor.shape.join(', ')}] has ${elements} elements, but the data has ${tensor.data.length}`);
+  if (elements !== tensor.data.length)
+    throw new RangeError(`${where}: shape [${tensor.shape.join(', ')}] has ${elements} elements, but the data has ${tensor.data.length}`);
   return elements;
 }
 

@@ -22,7 +22,8 @@ const SPECIAL_IDS = { pad: 0, unk: 1, bos: 2, eos: 3 };
 /** 32 random pairs over tokens 4..59: nothing to learn but the pairs themselves. */
 function randomPairs(count: number, seed: number): Example[] {
   const rng = new Rng(seed);
-  const seq = (min: number, max: number) => Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (VOCAB - 4)));
+  const seq = (min: number, max: number) =>
+    Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (VOCAB - 4)));
   return Array.from({ length: count }, () => ({ source: seq(2, 6), target: seq(2, 6) }));
 }
 
@@ -42,7 +43,11 @@ describe('the tiny Transformer on wasm', () => {
       loss = trainStep(model, optimizer, batch, { learningRate: 3e-3, labelSmoothing: 0, clipNorm: 5, dropoutSeed: step }).loss;
     }
     expect(loss).toBeLessThan(0.01);
-    const replies = greedyDecode(model, pairs.map((p) => p.source), 10);
+    const replies = greedyDecode(
+      model,
+      pairs.map((p) => p.source),
+      10,
+    );
     replies.forEach((reply, i) => {
       expect(reply.tokens).toEqual(pairs[i]!.target);
       expect(reply.finishReason).toBe('eos');
@@ -71,7 +76,10 @@ describe('the tiny Transformer on wasm', () => {
         const all = model.logitsUncached(source, tf.tensor2d(prefix, [2, t + 1], 'int32')); // [B, t+1, V]
         return tf.reshape(tf.slice(all, [0, t, 0], [2, 1, VOCAB]), [2, VOCAB]);
       });
-      worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(cached, uncached))).dataSync()[0]!));
+      worst = Math.max(
+        worst,
+        tf.tidy(() => tf.max(tf.abs(tf.sub(cached, uncached))).dataSync()[0]!),
+      );
       tf.dispose([cached, uncached]);
       // Feed random continuations so that every step sees a different prefix.
       prefix.forEach((p) => p.push(4 + Math.floor(rng.next() * (VOCAB - 4))));
@@ -129,7 +137,10 @@ describe('the tiny Transformer on wasm', () => {
     for (let t = 0; t < 14; t++) {
       const joining = plan.flatMap(([at], i) => (at === t && i > 0 ? [i] : []));
       if (joining.length > 0) {
-        const source = sourceTensor(joining.map((i) => plan[i]![1]), config);
+        const source = sourceTensor(
+          joining.map((i) => plan[i]![1]),
+          config,
+        );
         cache.join(source);
         source.dispose();
         rows = [...rows, ...joining];
@@ -144,7 +155,10 @@ describe('the tiny Transformer on wasm', () => {
       const together = tf.tidy(() => cache.step(tf.tensor1d(fed, 'int32'))); // [B, V]
       rows.forEach((i, r) => {
         const own = tf.tidy(() => alone[i]!.cache.step(tf.tensor1d([fed[r]!], 'int32'))); // [1, V]
-        worst = Math.max(worst, tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(together, [r, 0], [1, VOCAB]), own))).dataSync()[0]!));
+        worst = Math.max(
+          worst,
+          tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(together, [r, 0], [1, VOCAB]), own))).dataSync()[0]!),
+        );
         own.dispose();
         prefix[i]!.push(randomToken());
       });
@@ -234,9 +248,28 @@ describe('the tiny Transformer on wasm', () => {
     expect(loaded.config).toEqual(config);
     expect(loadedDir.config.training).toEqual({ steps: 0 });
     expect(Array.from(loadedDir.tokenizerBytes)).toEqual([1, 2, 3, 4]);
-    const sources = [[5, 6, 7], [8, 9, 10, 11]];
+    const sources = [
+      [5, 6, 7],
+      [8, 9, 10, 11],
+    ];
     const logits = (m: Transformer) =>
-      tf.tidy(() => Array.from(m.logitsUncached(sourceTensor(sources, config), tf.tensor2d([[2, 12, 13], [2, 14, 15]], [2, 3], 'int32')).dataSync()));
+      tf.tidy(() =>
+        Array.from(
+          m
+            .logitsUncached(
+              sourceTensor(sources, config),
+              tf.tensor2d(
+                [
+                  [2, 12, 13],
+                  [2, 14, 15],
+                ],
+                [2, 3],
+                'int32',
+              ),
+            )
+            .dataSync(),
+        ),
+      );
     expect(logits(loaded)).toEqual(logits(model));
     expect(greedyDecode(loaded, sources, 6)).toEqual(greedyDecode(model, sources, 6));
     loaded.dispose();
@@ -256,7 +289,12 @@ describe('the tiny Transformer on wasm', () => {
     writeFileSync(configPath, JSON.stringify(edited));
     const error = await loadModel(dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelDirError);
-    expect((error as Error).message).toMatch(new RegExp(`^${join(dir, WEIGHTS_FILE).replace(/[.*+?^${}()|[\]\\]/gu, '\\$&')}: does not fit config.json's model: tensor encoder.layers.0.ffn.w1.weight is F32 \\[64, 128\\], the model needs F32 \\[64, 96\\]`, 'u'));
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^${join(dir, WEIGHTS_FILE).replace(/[.*+?^${}()|[\]\\]/gu, '\\$&')}: does not fit config.json's model: tensor encoder.layers.0.ffn.w1.weight is F32 \\[64, 128\\], the model needs F32 \\[64, 96\\]`,
+        'u',
+      ),
+    );
     edited.model.numHeads = 5;
     writeFileSync(configPath, JSON.stringify(edited));
     await expect(loadModel(dir)).rejects.toThrow(/config\.json: .*numHeads: dModel must be divisible by numHeads/u);
@@ -265,7 +303,9 @@ describe('the tiny Transformer on wasm', () => {
   it('rejects a sequence longer than maxLength with a clear error', () => {
     const config = presetConfig('tiny', { vocabSize: VOCAB }, { maxLength: 8 });
     const model = new Transformer(config, 4);
-    expect(() => tf.tidy(() => model.logitsUncached(tf.zeros([1, 9], 'int32') as tf.Tensor2D, tf.zeros([1, 2], 'int32') as tf.Tensor2D))).toThrow(/longer than the model's maxLength 8/u);
+    expect(() => tf.tidy(() => model.logitsUncached(tf.zeros([1, 9], 'int32') as tf.Tensor2D, tf.zeros([1, 2], 'int32') as tf.Tensor2D))).toThrow(
+      /longer than the model's maxLength 8/u,
+    );
     model.dispose();
   });
 });

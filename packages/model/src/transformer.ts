@@ -43,8 +43,14 @@ export class Transformer {
     this.embedding = this.params.normal('embedding.weight', [vocabSize, dModel], dModel ** -0.5);
     this.zeroPaddingRow();
     this.positions = tf.keep(tf.tensor2d(positionalEncoding(this.config.maxLength, dModel), [this.config.maxLength, dModel]));
-    this.encoderLayers = Array.from({ length: this.config.encoderLayers }, (_, i) => new EncoderLayer(this.params, `encoder.layers.${i}`, dModel, numHeads, dFF, norm));
-    this.decoderLayers = Array.from({ length: this.config.decoderLayers }, (_, i) => new DecoderLayer(this.params, `decoder.layers.${i}`, dModel, numHeads, dFF, norm));
+    this.encoderLayers = Array.from(
+      { length: this.config.encoderLayers },
+      (_, i) => new EncoderLayer(this.params, `encoder.layers.${i}`, dModel, numHeads, dFF, norm),
+    );
+    this.decoderLayers = Array.from(
+      { length: this.config.decoderLayers },
+      (_, i) => new DecoderLayer(this.params, `decoder.layers.${i}`, dModel, numHeads, dFF, norm),
+    );
     if (norm === 'pre') {
       // Pre-LN leaves the residual stream unnormalised; the stacks end with a norm.
       this.encoderNorm = new LayerNorm(this.params, 'encoder.norm', dModel);
@@ -56,7 +62,10 @@ export class Transformer {
   private zeroPaddingRow(): void {
     tf.tidy(() => {
       const { padId, vocabSize } = this.config;
-      const keepRows = tf.tensor2d(Array.from({ length: vocabSize }, (_, i) => (i === padId ? 0 : 1)), [vocabSize, 1]); // [V, 1]
+      const keepRows = tf.tensor2d(
+        Array.from({ length: vocabSize }, (_, i) => (i === padId ? 0 : 1)),
+        [vocabSize, 1],
+      ); // [V, 1]
       this.embedding.assign(tf.mul(this.embedding, keepRows));
     });
   }

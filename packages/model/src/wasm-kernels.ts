@@ -69,7 +69,9 @@ function registerLayerNorm(): void {
       const wasm = backend as unknown as WasmBackend;
       const d = x.shape[x.shape.length - 1]!;
       if (x.dtype !== 'float32' || gamma.shape.length !== 1 || gamma.shape[0] !== d || beta.shape.length !== 1 || beta.shape[0] !== d) {
-        throw new Error(`${LAYER_NORM_KERNEL}: expected float32 x [..., ${d}] with gamma and beta [${d}], got x ${x.dtype} [${x.shape.join(', ')}], gamma [${gamma.shape.join(', ')}], beta [${beta.shape.join(', ')}]`);
+        throw new Error(
+          `${LAYER_NORM_KERNEL}: expected float32 x [..., ${d}] with gamma and beta [${d}], got x ${x.dtype} [${x.shape.join(', ')}], gamma [${gamma.shape.join(', ')}], beta [${beta.shape.join(', ')}]`,
+        );
       }
       const out = wasm.makeOutput([...x.shape], 'float32');
       // Views are taken after makeOutput: an allocation may grow the heap and detach earlier ones.

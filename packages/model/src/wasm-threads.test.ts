@@ -44,6 +44,7 @@ describe('parseWasmThreads', () => {
     const auto = parseWasmThreads('auto', 'HANMADI_WASM_THREADS');
     expect(auto).toBeGreaterThanOrEqual(1);
     expect(auto).toBeLessThanOrEqual(8);
-    for (const bad of ['0', '9', '2.5', 'two', '']) expect(() => parseWasmThreads(bad, '--wasm-threads')).toThrow(/^--wasm-threads: expected a whole number of threads from 1 to 8, or auto; got/u);
+    for (const bad of ['0', '9', '2.5', 'two', ''])
+      expect(() => parseWasmThreads(bad, '--wasm-threads')).toThrow(/^--wasm-threads: expected a whole number of threads from 1 to 8, or auto; got/u);
   });
 });

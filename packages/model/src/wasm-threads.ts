@@ -97,7 +97,9 @@ function writeWorkerScript(contents: string): string {
 }
 
 /** The one WebAssembly call used here; the workspace's TypeScript libs do not declare WebAssembly. */
-const webAssembly = (globalThis as unknown as { WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: unknown; module: unknown }> } }).WebAssembly;
+const webAssembly = (
+  globalThis as unknown as { WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: unknown; module: unknown }> } }
+).WebAssembly;
 
 interface EmscriptenModule {
   cwrap(name: string, returns: string | null, args: string[]): (...args: number[]) => number;

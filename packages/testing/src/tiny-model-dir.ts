@@ -9,7 +9,20 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BUNDLED_CORPUS, readPairs } from '@hanmadi/corpus';
-import { Adam, DEFAULT_GENERATION_CONFIG, disposeBatch, makeBatch, noamSchedule, presetConfig, Rng, saveModel, Transformer, trainStep, writeGenerationConfig, type Example } from '@hanmadi/model';
+import {
+  Adam,
+  DEFAULT_GENERATION_CONFIG,
+  disposeBatch,
+  makeBatch,
+  noamSchedule,
+  presetConfig,
+  Rng,
+  saveModel,
+  Transformer,
+  trainStep,
+  writeGenerationConfig,
+  type Example,
+} from '@hanmadi/model';
 import { Tokenizer, trainBpe, writeModelFile } from '@hanmadi/tokenizer';
 
 /** A vocabulary the bundled corpus fills, small enough to train in seconds. */
@@ -28,7 +41,13 @@ export async function trainTinyModelDir(epochs = 4): Promise<TinyModelDir> {
   const dir = join(root, 'tiny');
   const { pairs } = await readPairs(BUNDLED_CORPUS);
   const tokenizerFile = join(root, 'tokenizer.model');
-  await writeModelFile(tokenizerFile, trainBpe(pairs.flatMap((p) => [p.question, p.answer]), { vocabSize: VOCAB_SIZE }));
+  await writeModelFile(
+    tokenizerFile,
+    trainBpe(
+      pairs.flatMap((p) => [p.question, p.answer]),
+      { vocabSize: VOCAB_SIZE },
+    ),
+  );
   const tokenizer = await Tokenizer.load(tokenizerFile);
   const { pad, bos, eos } = tokenizer.specialIds;
   const config = presetConfig('tiny', { vocabSize: tokenizer.vocabSize, padId: pad, bosId: bos, eosId: eos });
@@ -42,13 +61,25 @@ export async function trainTinyModelDir(epochs = 4): Promise<TinyModelDir> {
       const order = rng.shuffle(examples.map((_, i) => i));
       for (let i = 0; i < order.length; i += PAIRS_PER_BATCH) {
         step++;
-        const batch = makeBatch(order.slice(i, i + PAIRS_PER_BATCH).map((j) => examples[j]!), config);
+        const batch = makeBatch(
+          order.slice(i, i + PAIRS_PER_BATCH).map((j) => examples[j]!),
+          config,
+        );
         // The tiny preset's recipe: Noam's schedule (§5.3) with a short warm-up, label smoothing 0.1 (§5.4).
-        trainStep(model, optimizer, batch, { learningRate: noamSchedule(step, config.dModel, 100), labelSmoothing: 0.1, clipNorm: Infinity, dropoutSeed: step });
+        trainStep(model, optimizer, batch, {
+          learningRate: noamSchedule(step, config.dModel, 100),
+          labelSmoothing: 0.1,
+          clipNorm: Infinity,
+          dropoutSeed: step,
+        });
         disposeBatch(batch);
       }
     }
-    await saveModel(dir, model, { tokenizerBytes: await readFile(tokenizerFile), specialIds: tokenizer.specialIds, training: { fixture: 'tiny', epochs, steps: step } });
+    await saveModel(dir, model, {
+      tokenizerBytes: await readFile(tokenizerFile),
+      specialIds: tokenizer.specialIds,
+      training: { fixture: 'tiny', epochs, steps: step },
+    });
     await writeGenerationConfig(dir, { ...DEFAULT_GENERATION_CONFIG });
   } finally {
     optimizer.dispose();

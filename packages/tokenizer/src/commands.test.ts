@@ -78,7 +78,9 @@ describe('pnpm tokenizer train --format', () => {
     const { code, out } = await run('train', '--help');
     expect(code).toBe(0);
     // Commander wraps help to the terminal's width.
-    expect(out.join('\n').replace(/\s+/gu, ' ')).toMatch(/--format <format> override the format taken from the extension \(choices: "csv", "tsv", "jsonl", "txt"\)/u);
+    expect(out.join('\n').replace(/\s+/gu, ' ')).toMatch(
+      /--format <format> override the format taken from the extension \(choices: "csv", "tsv", "jsonl", "txt"\)/u,
+    );
   });
 });
 

@@ -99,4 +99,3 @@ export async function runTokenizerCli(argv: string[], io: Io = consoleIo): Promi
     return exitCodeFor(error, [CorpusError, ModelFileError, VocabSizeError, RangeError], io.err);
   }
 }
-

@@ -98,4 +98,3 @@ export class Tokenizer {
     return this.model.pieces[id]?.type === PieceType.CONTROL;
   }
 }
-

@@ -49,7 +49,8 @@ function reportedIssue(issues: readonly ValidationIssue[]): ValidationIssue {
   const bound = first.keyword === 'too_big' ? 'maximum' : first.keyword === 'too_small' ? 'minimum' : undefined;
   if (!bound) return first;
   const same = issues.filter((issue) => issue.keyword === first.keyword && issue.instancePath === first.instancePath && issue.params[bound] !== undefined);
-  const tighter = (a: ValidationIssue, b: ValidationIssue) => (bound === 'maximum' ? b.params.maximum! < a.params.maximum! : b.params.minimum! > a.params.minimum!);
+  const tighter = (a: ValidationIssue, b: ValidationIssue) =>
+    bound === 'maximum' ? b.params.maximum! < a.params.maximum! : b.params.minimum! > a.params.minimum!;
   return same.reduce((a, b) => (tighter(a, b) ? b : a), first);
 }
 
@@ -87,7 +88,8 @@ const errorsPluginBody: FastifyPluginAsync = async (app) => {
     } else {
       const mapped = frameworkError(error);
       if (mapped) apiError = mapped;
-      else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) apiError = new ApiError(error.statusCode, error.message);
+      else if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500)
+        apiError = new ApiError(error.statusCode, error.message);
       else {
         request.log.error({ err: error }, 'request failed');
         apiError = new ApiError(500, 'internal error; see the server log', null, 'internal_error');

@@ -12,7 +12,8 @@ export function prototypeKeyPath(value: unknown, path: readonly string[] = []): 
   if (typeof value !== 'object' || value === null) return undefined;
   if (Object.hasOwn(value, '__proto__')) return [...path, '__proto__'].join('.');
   const ctor: unknown = (value as Record<string, unknown>)['constructor'];
-  if (Object.hasOwn(value, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) return [...path, 'constructor', 'prototype'].join('.');
+  if (Object.hasOwn(value, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype'))
+    return [...path, 'constructor', 'prototype'].join('.');
   for (const [key, child] of Object.entries(value)) {
     const found = prototypeKeyPath(child, [...path, key]);
     if (found) return found;

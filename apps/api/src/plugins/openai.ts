@@ -44,7 +44,13 @@ function completionOptions(request: CompletionRequest, config: GenerationConfig)
   }
   const strategy = options.strategy ?? config.strategy ?? 'greedy';
   if (request.top_p != null && request.top_p < 1) {
-    if (strategy !== 'sample') throw new ApiError(400, `top_p: only used when sampling: send a temperature above 0 (this request would decode with strategy "${strategy}")`, 'top_p', 'invalid_value');
+    if (strategy !== 'sample')
+      throw new ApiError(
+        400,
+        `top_p: only used when sampling: send a temperature above 0 (this request would decode with strategy "${strategy}")`,
+        'top_p',
+        'invalid_value',
+      );
     options.topP = request.top_p;
   }
   if (request.seed != null) options.seed = request.seed;
@@ -81,7 +87,12 @@ class CompletionStream {
   private open(): PassThrough {
     if (this.stream) return this.stream;
     this.stream = new PassThrough();
-    void this.reply.code(200).header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(this.stream);
+    void this.reply
+      .code(200)
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .header('x-accel-buffering', 'no')
+      .send(this.stream);
     this.event({ ...this.base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] });
     return this.stream;
   }
@@ -138,7 +149,8 @@ export const openAiPlugin: FastifyPluginAsync<OpenAiOptions> = async (app, { mod
     },
     async (request, reply) => {
       const body = request.body;
-      if (body.model !== model.id) throw new ApiError(404, `model: "${body.model}" is not served here; GET /v1/models lists "${model.id}"`, 'model', 'model_not_found');
+      if (body.model !== model.id)
+        throw new ApiError(404, `model: "${body.model}" is not served here; GET /v1/models lists "${model.id}"`, 'model', 'model_not_found');
       const message = lastUserMessage(body, limits);
       const options = completionOptions(body, model.generationConfig);
       const stop = stopStrings(body.stop);

@@ -69,10 +69,7 @@ export function corpusBleu(hypotheses: readonly string[], references: readonly s
  *
  * @throws RangeError when the lists differ in length or a set has no non-empty reference.
  */
-export function corpusBleuMultiRef(
-  hypotheses: readonly string[],
-  referenceSets: readonly (readonly string[])[],
-): BleuResult {
+export function corpusBleuMultiRef(hypotheses: readonly string[], referenceSets: readonly (readonly string[])[]): BleuResult {
   checkLengths('corpusBleuMultiRef', hypotheses.length, referenceSets.length);
   return bleuOfSets('corpusBleuMultiRef', hypotheses, referenceSets);
 }
@@ -151,11 +148,7 @@ function closestRefLength(hypLength: number, refLengths: readonly number[]): num
   return best;
 }
 
-function bleuOfSets(
-  caller: string,
-  hypotheses: readonly string[],
-  referenceSets: readonly (readonly string[])[],
-): BleuResult {
+function bleuOfSets(caller: string, hypotheses: readonly string[], referenceSets: readonly (readonly string[])[]): BleuResult {
   const matches = new Array<number>(MAX_ORDER).fill(0);
   const totals = new Array<number>(MAX_ORDER).fill(0);
   let hypLength = 0;
@@ -192,12 +185,7 @@ function bleuOfSets(
 }
 
 /** BLEU from corpus-wide sufficient statistics (sacreBLEU's `compute_bleu`, smooth 'exp'). */
-function scoreFromStatistics(
-  matches: readonly number[],
-  totals: readonly number[],
-  hypLength: number,
-  refLength: number,
-): BleuResult {
+function scoreFromStatistics(matches: readonly number[], totals: readonly number[], hypLength: number, refLength: number): BleuResult {
   const brevityPenalty = hypLength < refLength ? (hypLength > 0 ? Math.exp(1 - refLength / hypLength) : 0) : 1;
   const precisions: [number, number, number, number] = [0, 0, 0, 0];
   const result = { precisions, brevityPenalty, hypLength, refLength };

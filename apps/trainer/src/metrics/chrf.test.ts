@@ -50,14 +50,8 @@ describe('corpusChrf, published sacreBLEU values', () => {
     // {'score': 84.64214891738334, ...}; case-sensitive ("black hole" vs "Black Hole").
     expect(
       corpusChrf(
-        [
-          'The relationship between cats and dogs is not exactly friendly.',
-          'a good bookshop is just a genteel black hole that knows how to read.',
-        ],
-        [
-          'The relationship between dogs and cats is not exactly friendly.',
-          'A good bookshop is just a genteel Black Hole that knows how to read.',
-        ],
+        ['The relationship between cats and dogs is not exactly friendly.', 'a good bookshop is just a genteel black hole that knows how to read.'],
+        ['The relationship between dogs and cats is not exactly friendly.', 'A good bookshop is just a genteel Black Hole that knows how to read.'],
       ).score,
     ).toBeCloseTo(84.64214891738334, 10);
   });

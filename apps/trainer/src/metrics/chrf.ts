@@ -57,10 +57,7 @@ export function corpusChrf(hypotheses: readonly string[], references: readonly s
  *
  * @throws RangeError when the lists differ in length or a set has no non-empty reference.
  */
-export function corpusChrfMultiRef(
-  hypotheses: readonly string[],
-  referenceSets: readonly (readonly string[])[],
-): ChrfResult {
+export function corpusChrfMultiRef(hypotheses: readonly string[], referenceSets: readonly (readonly string[])[]): ChrfResult {
   checkLengths('corpusChrfMultiRef', hypotheses.length, referenceSets.length);
   return chrfOfSets('corpusChrfMultiRef', hypotheses, referenceSets);
 }

@@ -89,7 +89,10 @@ export function repeatsWord(reply: string): boolean {
 
 /** NFC, lower case, whitespace and punctuation removed. */
 function squeeze(value: string): string {
-  return value.normalize('NFC').toLowerCase().replace(/[\s\p{P}]/gu, '');
+  return value
+    .normalize('NFC')
+    .toLowerCase()
+    .replace(/[\s\p{P}]/gu, '');
 }
 
 /** True when the reply contains the whole prompt, spacing, punctuation and case aside. */

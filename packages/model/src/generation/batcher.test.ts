@@ -396,7 +396,11 @@ describe('DecodeBatcher on a tiny trained model', () => {
   });
 
   it('generateAsync equals generate', async () => {
-    for (const options of [{ maxNewTokens: 12 }, { strategy: 'beam', numBeams: 4, maxNewTokens: 12 }, { strategy: 'sample', seed: 4, maxNewTokens: 12 }] as GenerateOptions[]) {
+    for (const options of [
+      { maxNewTokens: 12 },
+      { strategy: 'beam', numBeams: 4, maxNewTokens: 12 },
+      { strategy: 'sample', seed: 4, maxNewTokens: 12 },
+    ] as GenerateOptions[]) {
       expect(await generateAsync(model, all, options)).toEqual(generate(model, all, options));
     }
   });

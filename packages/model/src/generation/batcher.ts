@@ -275,7 +275,7 @@ export class DecodeBatcher {
     }
     const batch: Pending[] = [];
     const room = this.maxBatch - this.decoding.size;
-    for (let i = 0; i < this.queue.length && batch.length < room; ) {
+    for (let i = 0; i < this.queue.length && batch.length < room;) {
       if (this.queue[i]!.group === group) batch.push(...this.queue.splice(i, 1));
       else i++;
     }
@@ -336,7 +336,7 @@ export class DecodeBatcher {
   private admit(group: string, members: Map<number, Pending>, numbering: { next: number }): JoiningSource[] {
     const room = this.maxBatch - this.decoding.size;
     const joining: Pending[] = [];
-    for (let i = 0; i < this.queue.length && joining.length < room; ) {
+    for (let i = 0; i < this.queue.length && joining.length < room;) {
       if (this.queue[i]!.group === group) joining.push(...this.queue.splice(i, 1));
       else i++;
     }

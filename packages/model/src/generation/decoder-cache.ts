@@ -108,7 +108,12 @@ export class DecoderCache {
     const padTo = (t: tf.Tensor4D, axis: 2 | 3, value = 0): tf.Tensor4D => {
       const missing = length - t.shape[axis];
       if (missing === 0) return t;
-      const paddings: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+      const paddings: [number, number][] = [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, 0],
+      ];
       paddings[axis] = [0, missing];
       return tf.pad(t, paddings, value);
     };

@@ -3,13 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelDirError } from '../model-dir.js';
-import {
-  DEFAULT_GENERATION_CONFIG,
-  GENERATION_CONFIG_FILE,
-  readGenerationConfig,
-  writeGenerationConfig,
-  type GenerationConfig,
-} from './generation-config.js';
+import { DEFAULT_GENERATION_CONFIG, GENERATION_CONFIG_FILE, readGenerationConfig, writeGenerationConfig, type GenerationConfig } from './generation-config.js';
 import { applyGenerationConfig, resolveGenerateOptions } from './options.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hanmadi-genconfig-'));
@@ -92,7 +86,15 @@ describe('generation_config.json', () => {
 });
 
 describe('precedence: request, then generation config, then built-in defaults', () => {
-  const config: GenerationConfig = { maxNewTokens: 7, noRepeatNgramSize: 3, repetitionPenalty: 1.2, numBeams: 4, lengthPenalty: 0.6, temperature: 0.8, topP: 0.9 };
+  const config: GenerationConfig = {
+    maxNewTokens: 7,
+    noRepeatNgramSize: 3,
+    repetitionPenalty: 1.2,
+    numBeams: 4,
+    lengthPenalty: 0.6,
+    temperature: 0.8,
+    topP: 0.9,
+  };
 
   it('takes what the request gives over the config, and the config over the built-ins', () => {
     const o = resolveGenerateOptions({ maxNewTokens: 3, repetitionPenalty: 1 }, config);

@@ -46,9 +46,13 @@ export const DEFAULT_GENERATION_CONFIG: Readonly<GenerationConfig> = Object.free
 /** The config's problems in one line, each naming its field: "temperature: Too big: …". */
 function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
   const known = Object.keys(GenerationConfigSchema.shape).join(', ');
-  const problems = issues.slice(0, 3).map((issue) =>
-    issue.code === 'unrecognized_keys' ? `${issue.keys.join(', ')}: unknown field (known: ${known})` : `${issue.path.join('.') || '(top level)'}: ${issue.message}`,
-  );
+  const problems = issues
+    .slice(0, 3)
+    .map((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `${issue.keys.join(', ')}: unknown field (known: ${known})`
+        : `${issue.path.join('.') || '(top level)'}: ${issue.message}`,
+    );
   const more = issues.length - problems.length;
   return `${problems.join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
 }

@@ -117,7 +117,7 @@ describe('logits processors on hand-made rows', () => {
       return max + Math.log(r.reduce((s, v) => s + Math.exp(v - max), 0));
     };
     let seed = 7;
-    const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const uniform = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (const spread of [0.001, 1, 10, 30, 100, 1000]) {
       const r = Float32Array.from({ length: 8000 }, () => (uniform() - 0.5) * spread);
       expect(Math.abs(logSumExp(r) - definition(r))).toBeLessThan(1e-10 * Math.max(1, Math.abs(definition(r))));

@@ -115,7 +115,8 @@ export function resolveGenerateOptions(request: GenerateOptions = {}, config: Ge
   if (!Number.isFinite(o.lengthPenalty)) throw new RangeError(`lengthPenalty must be finite, got ${o.lengthPenalty}`);
   if (!(o.temperature > 0) || !Number.isFinite(o.temperature)) throw new RangeError(`temperature must be a positive number, got ${o.temperature}`);
   if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
-  if (!(o.repetitionPenalty > 0) || !Number.isFinite(o.repetitionPenalty)) throw new RangeError(`repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);
+  if (!(o.repetitionPenalty > 0) || !Number.isFinite(o.repetitionPenalty))
+    throw new RangeError(`repetitionPenalty must be a positive number, got ${o.repetitionPenalty}`);
   for (const name of ['frequencyPenalty', 'presencePenalty'] as const) {
     if (!(o[name] >= -2 && o[name] <= 2)) throw new RangeError(`${name} must be in [-2, 2], got ${o[name]}`);
   }
@@ -169,7 +170,8 @@ export function planGeneration(sources: readonly (readonly number[])[], options:
   const group = generationGroup(shared);
   resolved.forEach((o, i) => {
     const other = generationGroup(o);
-    if (other !== group) throw new RangeError(`options of source ${i} (${other}) cannot share a batch with those of source 0 (${group}): only maxNewTokens and seed may differ`);
+    if (other !== group)
+      throw new RangeError(`options of source ${i} (${other}) cannot share a batch with those of source 0 (${group}): only maxNewTokens and seed may differ`);
   });
   return { shared, limits: resolved.map((o) => tokenLimit(o, maxLength)), seeds: resolved.map((o) => o.seed) };
 }
@@ -179,7 +181,8 @@ export function resolveJoining(options: readonly (GenerateOptions | undefined)[]
   const resolved = options.map((o) => resolveGenerateOptions(o));
   for (const o of resolved) {
     const other = generationGroup(o);
-    if (other !== group) throw new RangeError(`a joining source's options (${other}) cannot share the running batch (${group}): only maxNewTokens and seed may differ`);
+    if (other !== group)
+      throw new RangeError(`a joining source's options (${other}) cannot share the running batch (${group}): only maxNewTokens and seed may differ`);
   }
   return resolved;
 }

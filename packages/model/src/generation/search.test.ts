@@ -133,11 +133,12 @@ describe('generate on a tiny trained model', () => {
         expect(early.map((o) => o.tokens)).toEqual(full.map((o) => o.tokens));
         early.forEach((o, i) => expect(o.score).toBeCloseTo(full[i]!.score, 6));
         // A seen source's reply ends in a near-certain EOS: without a length bonus nothing can overtake it, so the search stops there.
-        if (lengthPenalty === 0) for (const [i, src] of sources.entries()) {
-          steps.mockClear();
-          generate(model, [src], { ...options, earlyStopping: true });
-          expect(steps.mock.calls.length).toBe(pairs[i]!.target.length + 1);
-        }
+        if (lengthPenalty === 0)
+          for (const [i, src] of sources.entries()) {
+            steps.mockClear();
+            generate(model, [src], { ...options, earlyStopping: true });
+            expect(steps.mock.calls.length).toBe(pairs[i]!.target.length + 1);
+          }
       }
     } finally {
       steps.mockRestore();
@@ -162,7 +163,8 @@ describe('generate on a tiny trained model', () => {
     const strategies: GenerateOptions[] = [{ strategy: 'greedy' }, { strategy: 'beam', numBeams: 3 }, { strategy: 'sample', seed: 2, topK: 5 }];
     generate(model, all, { maxNewTokens: 6 });
     const before = tf.memory().numTensors;
-    for (let call = 0; call < 50; call++) generate(model, all.slice(call % 4, (call % 4) + 3), { maxNewTokens: 6, noRepeatNgramSize: 2, ...strategies[call % 3] });
+    for (let call = 0; call < 50; call++)
+      generate(model, all.slice(call % 4, (call % 4) + 3), { maxNewTokens: 6, noRepeatNgramSize: 2, ...strategies[call % 3] });
     expect(tf.memory().numTensors).toBe(before);
     expect(() => generate(model, sources, { strategy: 'beam', numBeams: 0 })).toThrow(RangeError);
     expect(tf.memory().numTensors).toBe(before);
@@ -226,7 +228,9 @@ describe('generate on a tiny trained model', () => {
       generate(model, [sources[1]!], { maxNewTokens: 12 })[0]!.tokens,
     ]);
     expect(generationGroup(resolveGenerateOptions({ temperature: 3, seed: 1, maxNewTokens: 3 }))).toBe(generationGroup(resolveGenerateOptions({})));
-    expect(generationGroup(resolveGenerateOptions({ strategy: 'sample', temperature: 3 }))).not.toBe(generationGroup(resolveGenerateOptions({ strategy: 'sample' })));
+    expect(generationGroup(resolveGenerateOptions({ strategy: 'sample', temperature: 3 }))).not.toBe(
+      generationGroup(resolveGenerateOptions({ strategy: 'sample' })),
+    );
   });
 
   it.each<[string, GenerateOptions]>([

@@ -68,7 +68,12 @@ export async function generateAsync(
  * The decoder cache lives in its try/finally: a driver must run it to the
  * end (or until it throws), which both drivers do.
  */
-function* generationSteps(model: Transformer, sources: readonly (readonly number[])[], plan: Plan, hooks: GenerationHooks): Generator<void, GenerateOutput[], void> {
+function* generationSteps(
+  model: Transformer,
+  sources: readonly (readonly number[])[],
+  plan: Plan,
+  hooks: GenerationHooks,
+): Generator<void, GenerateOutput[], void> {
   if (sources.length === 0) return [];
   const o = plan.shared;
   const processors = scoreProcessors(o, model.config.eosId);

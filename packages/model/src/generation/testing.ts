@@ -12,7 +12,8 @@ export const TEST_VOCAB = 60;
 /** Random pairs of 2–6 ordinary tokens (ids past the four special ones). */
 export function randomPairs(count: number, seed: number): Example[] {
   const rng = new Rng(seed);
-  const seq = (min: number, max: number) => Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (TEST_VOCAB - 4)));
+  const seq = (min: number, max: number) =>
+    Array.from({ length: min + Math.floor(rng.next() * (max - min + 1)) }, () => 4 + Math.floor(rng.next() * (TEST_VOCAB - 4)));
   return Array.from({ length: count }, () => ({ source: seq(2, 6), target: seq(2, 6) }));
 }
 

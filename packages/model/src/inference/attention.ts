@@ -74,7 +74,13 @@ export class InferenceAttention {
       const parts = { qkv: [query, key, value], q: [query], k: [key], v: [value], kv: [key, value], out: [output] }[which];
       const scales = parts.map((p) => (p === query ? scale : 1));
       // Spread into a plain record, the shape ParamStore.derived keeps.
-      return { ...denseWeights(parts.map((p) => p.w), parts.map((p) => p.b), scales) };
+      return {
+        ...denseWeights(
+          parts.map((p) => p.w),
+          parts.map((p) => p.b),
+          scales,
+        ),
+      };
     });
   }
 

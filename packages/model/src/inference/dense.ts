@@ -13,7 +13,9 @@ export interface DenseWeights {
  * at one token per decoding step. Records no gradient.
  */
 export function dense(x: tf.Tensor3D, weights: DenseWeights, activation: 'linear' | 'relu' = 'linear'): tf.Tensor3D {
-  return tf.engine().runKernel('_FusedMatMul', { a: x, b: weights.w, bias: weights.b }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D; // [1, N, out]
+  return tf
+    .engine()
+    .runKernel('_FusedMatMul', { a: x, b: weights.w, bias: weights.b }, { transposeA: false, transposeB: false, activation, leakyreluAlpha: 0 }) as tf.Tensor3D; // [1, N, out]
 }
 
 /** W [in, out] and b [out], b's columns optionally scaled, as {@link DenseWeights} (concatenated along the outputs when several). */

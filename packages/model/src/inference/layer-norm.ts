@@ -32,7 +32,10 @@ export class InferenceLayerNorm {
     const eps = this.params.constant(`epsilon.${epsilon}`, () => tf.scalar(epsilon));
     const centered =
       n <= InferenceLayerNorm.CENTRING_PRODUCT_ROWS
-        ? batchMatMul<tf.Tensor2D>(x, this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D)) // [N, d]
+        ? batchMatMul<tf.Tensor2D>(
+            x,
+            this.params.constant(`centring.${d}`, () => tf.sub(tf.eye(d), 1 / d) as tf.Tensor2D),
+          ) // [N, d]
         : tf.sub(x, batchMatMul(x, averager)); // [N, d]
     const variance = batchMatMul<tf.Tensor2D>(kernel.square(centered), averager); // [N, 1]
     const normalized = kernel.mul(centered, kernel.rsqrt(kernel.add(variance, eps))); // [N, d]

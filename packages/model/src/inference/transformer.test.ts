@@ -13,7 +13,15 @@ describe.each(['cpu', 'wasm'] as const)('the inference form on %s', (backend) =>
     const config = presetConfig('tiny', { vocabSize: 50 }, { norm, encoderLayers: 2, decoderLayers: 2 });
     const model = new Transformer(config, 7);
     const source = sourceTensor([[5, 6, 7, 8, 9], [10], [11, 12, 13]], config); // [3, 6] with padding
-    const targetIn = tf.tensor2d([[2, 14, 15, 16], [2, 17, 0, 0], [2, 18, 19, 0]], [3, 4], 'int32');
+    const targetIn = tf.tensor2d(
+      [
+        [2, 14, 15, 16],
+        [2, 17, 0, 0],
+        [2, 18, 19, 0],
+      ],
+      [3, 4],
+      'int32',
+    );
     const worst = tf.tidy(() => {
       const pass = ForwardPass.inference;
       const { memory, shape, sourceMask } = model.encode(source, pass);

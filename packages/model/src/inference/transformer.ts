@@ -117,7 +117,10 @@ export class InferenceTransformer {
 
   /** Pre-softmax projection with the shared embedding (§3.4), as h·Eᵀ with Eᵀ kept: h [N, d] → logits [N, V]. */
   project(h: tf.Tensor2D): tf.Tensor2D {
-    return batchMatMul(h, this.params.derived('embedding.transposed', () => tf.transpose(this.model.embedding))); // [N, V]
+    return batchMatMul(
+      h,
+      this.params.derived('embedding.transposed', () => tf.transpose(this.model.embedding)),
+    ); // [N, V]
   }
 
   /** Logits at every target position without a cache: source [B, S], targetIn [B, T] → [B, T, V]. */

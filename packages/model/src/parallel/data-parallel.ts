@@ -104,7 +104,10 @@ export class DataParallelTrainer {
         paramsVersion: this.version,
       })),
     );
-    const reduced = await this.all('reduced', this.workers.map(() => ({ type: 'reduce', workers: parts.length })));
+    const reduced = await this.all(
+      'reduced',
+      this.workers.map(() => ({ type: 'reduce', workers: parts.length })),
+    );
     const norm = Math.sqrt(reduced.reduce((s, r) => s + r.sumSquares, 0));
     const clipped = Number.isFinite(norm) && norm > options.clipNorm;
     this.adam.step++;
