@@ -4,7 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { CSP_DIRECTIVES } from './security-headers.js';
 
 // From source the page is src/web/index.html; the bundled `hanmadi` (apps/cli/dist) ships web/ beside it.
-const PAGE = new URL(import.meta.url.endsWith('.ts') ? '../web/index.html' : './web/index.html', import.meta.url);
+const PAGE = new URL(new URL(import.meta.url).pathname.endsWith('.ts') ? '../web/index.html' : './web/index.html', import.meta.url);
 
 export interface WebOptions {
   modelId: string;

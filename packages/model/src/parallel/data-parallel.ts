@@ -194,6 +194,6 @@ export function splitByTokens(examples: readonly Example[], parts: number): Exam
  * JavaScript beside the bundle.
  */
 function spawnWorker(init: WorkerInit): Worker {
-  const source = import.meta.url.endsWith('.ts');
+  const source = new URL(import.meta.url).pathname.endsWith('.ts');
   return new Worker(new URL(source ? './worker-entry.mjs' : './training-worker.mjs', import.meta.url), { workerData: init });
 }
