@@ -1,29 +1,24 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { initBackend } from '@hanmadi/model';
 import OpenAI from 'openai';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from './testing/test-server.js';
 import { runChatCli } from './chat-command.js';
 import { startServer, type RunningServer } from './serve-command.js';
-import { trainTinyModelDir } from '@hanmadi/testing';
 import { testServeSettings } from './testing/serve-settings.js';
 
-let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
+let testServer: TestServer | undefined;
+let run: TestServer['run'];
 let server: RunningServer;
 
 beforeAll(async () => {
-  await initBackend('wasm', () => {});
-  run = await trainTinyModelDir();
-  server = await startServer(testServeSettings(run.dir), pino({ level: 'silent' }));
-  await server.ready;
+  testServer = await startTestServer();
+  ({ run, server } = testServer);
 });
 
-afterAll(async () => {
-  await server?.close();
-  await run?.remove();
-});
+afterAll(() => testServer?.stop());
 
 describe('the OpenAI-compatible endpoint, through the official openai client', () => {
   const client = () => new OpenAI({ baseURL: `${server.url}v1`, apiKey: 'unused', maxRetries: 0 });

@@ -19,7 +19,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { writeFileDurably } from '@hanmadi/files';
 import { formatReplyMeasures, replyMeasures, type ReplyMeasures } from './metrics/replies.js';
 import { probeReplies, readProbePrompts, PROBE_MAX_NEW_TOKENS, type ProbeDecoding, type ProbeReply } from './probe.js';
-import { validate, validationHalves } from './validation.js';
+import { validate, validationHalves, type ValidationResult } from './validation.js';
 
 const SPLITS = ['all', 'valid', 'selection', 'report'] as const;
 type Split = (typeof SPLITS)[number];
@@ -40,22 +40,13 @@ interface EvaluateOptions {
   json: boolean;
 }
 
-/** `--data`'s figures; a figure of no decoded pair is NaN (null in JSON). */
-export interface PairsReport {
+/** `--data`'s figures: validation's (a figure of no decoded pair is NaN, null in JSON) and which pairs they are of. */
+export interface PairsReport extends Omit<ValidationResult, 'replies'> {
   file: string;
   split: Split;
   /** The seed of the trainer's split; used only when `split` is not 'all'. */
   seed: number;
   pairs: number;
-  /** Cross-entropy per target token, nats. */
-  loss: number;
-  perplexity: number;
-  /** sacreBLEU 13a of greedy replies to the first `decoded` pairs. */
-  bleu: number;
-  chrf: number;
-  decoded: number;
-  /** Replies' length over the references', in characters. */
-  lengthRatio: number;
 }
 
 /** One strategy and decoding over every prompt: the reply measures and the first --show replies. */
@@ -180,19 +171,8 @@ export async function runEvaluateCli(argv: string[], out: (line: string) => void
 async function evaluatePairs(model: Transformer, tokenizer: Tokenizer, file: string, split: Split, seed: number, samples: number): Promise<PairsReport> {
   const pairs = pick((await readPairs(file)).pairs, split, seed);
   const examples = pairs.map((p) => ({ source: tokenizer.encode(p.question), target: tokenizer.encode(p.answer) }));
-  const r = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
-  return {
-    file,
-    split,
-    seed,
-    pairs: pairs.length,
-    loss: r.loss,
-    perplexity: r.perplexity,
-    bleu: r.bleu,
-    chrf: r.chrf,
-    decoded: r.decoded,
-    lengthRatio: r.lengthRatio,
-  };
+  const { replies: _replies, ...figures } = validate(model, tokenizer, examples, pairs, { samples, batchTokens: 1024, prompts: [] });
+  return { file, split, seed, pairs: pairs.length, ...figures };
 }
 
 /** The text report of --data. */

@@ -1,10 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { initBackend } from '@hanmadi/model';
-import { trainTinyModelDir } from '@hanmadi/testing';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../serve-command.js';
-import { testServeSettings } from '../testing/serve-settings.js';
+import { startTestServer, type TestServer } from '../testing/test-server.js';
+import type { RunningServer } from '../serve-command.js';
 
 const DASHBOARD = new URL('../../../../deploy/grafana/hanmadi.json', import.meta.url);
 
@@ -45,20 +42,15 @@ function samples(text: string): Map<string, number> {
   return out;
 }
 
-let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
+let testServer: TestServer | undefined;
 let server: RunningServer;
 
 beforeAll(async () => {
-  await initBackend('wasm', () => {});
-  run = await trainTinyModelDir();
-  server = await startServer(testServeSettings(run.dir), pino({ level: 'silent' }));
-  await server.ready;
+  testServer = await startTestServer();
+  ({ server } = testServer);
 });
 
-afterAll(async () => {
-  await server?.close();
-  await run?.remove();
-});
+afterAll(() => testServer?.stop());
 
 const complete = (body: Record<string, unknown>) =>
   fetch(`${server.url}v1/chat/completions`, {

@@ -1,26 +1,18 @@
 import { ChatOpenAI } from '@langchain/openai';
-import { initBackend } from '@hanmadi/model';
-import { trainTinyModelDir } from '@hanmadi/testing';
 import OpenAI from 'openai';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../serve-command.js';
-import { testServeSettings } from '../testing/serve-settings.js';
+import { startTestServer, type TestServer } from '../testing/test-server.js';
+import type { RunningServer } from '../serve-command.js';
 
-let run: Awaited<ReturnType<typeof trainTinyModelDir>>;
+let testServer: TestServer | undefined;
 let server: RunningServer;
 
 beforeAll(async () => {
-  await initBackend('wasm', () => {});
-  run = await trainTinyModelDir();
-  server = await startServer(testServeSettings(run.dir), pino({ level: 'silent' }));
-  await server.ready;
+  testServer = await startTestServer();
+  ({ server } = testServer);
 });
 
-afterAll(async () => {
-  await server?.close();
-  await run?.remove();
-});
+afterAll(() => testServer?.stop());
 
 const client = () => new OpenAI({ baseURL: `${server.url}v1`, apiKey: 'unused', maxRetries: 0 });
 const MESSAGE = '오늘 뭐 먹지';
