@@ -12,7 +12,7 @@ import { join, relative } from 'node:path';
 import { API_KEY_ENV, cliExitCode, serveOptions, serveUntilSignal, type ServeSettings } from '@hanmadi/api';
 import { BUNDLED_CORPUS, REPO_ROOT } from '@hanmadi/corpus';
 import { isModelDir } from '@hanmadi/model';
-import { runTrainCli } from '@hanmadi/trainer';
+import { runTrainCli, trainingFinished } from '@hanmadi/trainer';
 import { onStopSignals } from '@hanmadi/cli-kit';
 import { Command, InvalidArgumentError } from 'commander';
 import { pino } from 'pino';
@@ -53,10 +53,10 @@ export async function runStartCli(argv: string[]): Promise<number> {
       process.stdout.write(
         `Serving the base model in ${shown(o.base)} as it is (pnpm start --fine-tune fine-tunes it on ${relative(process.cwd(), BUNDLED_CORPUS)} first).\n`,
       );
-    } else if (await isModelDir(o.out)) {
+    } else if ((await isModelDir(o.out)) && !(existsSync(join(o.out, TRAIN_STATE)) && !(await trainingFinished(o.out)))) {
       process.stdout.write(`Serving the model in ${shown(o.out)} (delete it to fine-tune anew).\n`);
     } else {
-      // A run interrupted before its first model continues where it stopped.
+      // A run that was stopped (Ctrl-C, SIGTERM, kill -9) continues where its last checkpoint left it.
       const resume = existsSync(join(o.out, TRAIN_STATE));
       process.stdout.write(
         `${resume ? 'Resuming' : 'Fine-tuning'} ${shown(o.base)} on ${relative(process.cwd(), BUNDLED_CORPUS)} into ${shown(o.out)} — about a minute on 2 CPU cores.\n`,

@@ -56,7 +56,7 @@ it('serves the shipped base model; with --fine-tune fine-tunes it once on the bu
   expect(second).not.toContain('Fine-tuning');
 }, 240_000);
 
-it('stops on SIGTERM during its fine-tuning without going on to serve', async () => {
+it('stops on SIGTERM during its fine-tuning without going on to serve, and the next start resumes it', async () => {
   root ??= await mkdtemp(join(tmpdir(), 'hanmadi-start-'));
   const out = join(root, 'stopped');
   const child = spawn(process.execPath, [HANMADI, 'start', '--fine-tune', '--out', out, '--epochs', '3', '--port', '0', '--backend', 'wasm'], {
@@ -73,4 +73,10 @@ it('stops on SIGTERM during its fine-tuning without going on to serve', async ()
   expect(output).toMatch(/stopped by SIGTERM at step \d+/u);
   expect(output).toContain('Fine-tuning stopped; its last checkpoint is in');
   expect(output).not.toContain('is ready');
-}, 120_000);
+  const resumed = await startOnce(out, '--fine-tune', '--epochs', '3');
+  expect(resumed).toMatch(/Resuming \S*models\/hanmadi-base on data\/hanmadi-qa\.csv into/u);
+  expect(resumed).toMatch(/resumed from \S+ at step \d+/u);
+  expect(resumed).toMatch(/serves the last checkpoint, step-\d{7}/u);
+  // Finished now: served as it is.
+  expect(await startOnce(out, '--fine-tune', '--epochs', '3')).toContain('Serving the model in');
+}, 240_000);

@@ -5,6 +5,7 @@ export { corpusChrf, type ChrfResult } from './metrics/chrf.js';
 export { RECIPES, parseTrainArgs, type TrainRequest, type TrainSettings } from './settings.js';
 export { runEvaluateCli } from './evaluate-command.js';
 export { runExportCli } from './export-command.js';
+export { trainingFinished } from './run-dir.js';
 export { runTrainCli, type TrainIo } from './train-command.js';
 export { train, type StopSignal, type TrainSummary } from './train.js';
 export { replyAll, validate, SAMPLE_PROMPTS, type ValidationResult } from './validation.js';

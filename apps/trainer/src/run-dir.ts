@@ -59,6 +59,19 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/**
+ * Whether the run in `runDir` did all the training it was started for: its
+ * newest checkpoint is past the last epoch (or --max-steps). A run stopped
+ * by a signal is not, and continues with --resume.
+ */
+export async function trainingFinished(runDir: string): Promise<boolean> {
+  const names = await listCheckpoints(runDir);
+  if (names.length === 0) return false;
+  const run = JSON.parse(await readFile(join(runDir, TRAIN_FILE), 'utf8')) as { epochs: number; maxSteps: number | null };
+  const state = TrainerStateSchema.parse(JSON.parse(await readFile(join(runDir, CHECKPOINTS_DIR, names.at(-1)!, STATE_FILE), 'utf8')));
+  return state.epoch >= run.epochs || (run.maxSteps !== null && state.step >= run.maxSteps);
+}
+
 export interface CheckpointContent {
   model: Transformer;
   tokenizerBytes: Uint8Array;
