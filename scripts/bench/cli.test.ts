@@ -81,6 +81,8 @@ describe('pnpm bench', () => {
       [['nope'], /^error: unknown command 'nope'\n[^]*Usage: pnpm bench <name> \[flags\]/u],
       [['train', '--bogus'], /^error: unknown option '--bogus'\n[^]*Usage: pnpm bench train \[options\][^]*--steps <n>/u],
       [['serve', '--only', 'all'], /argument 'all' is invalid\. Allowed choices are latency, throughput, model\.[^]*Usage: pnpm bench serve/u],
+      [['model', '--steps', 'abc'], /option '--steps <n>' argument 'abc' is invalid\. expected an integer ≥ 1, got "abc"/u],
+      [['serve', '--clients', '1,0'], /option '--clients <list>' argument '1,0' is invalid\. expected an integer ≥ 1, got "0"/u],
       [['quality'], /required option '--metrics <file>' not specified[^]*Usage: pnpm bench quality/u],
       [[], /^Usage: pnpm bench <name> \[flags\]/u],
     ];

@@ -9,6 +9,7 @@
  * products' share: the most batching can gain on this backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { integer } from '@hanmadi/cli-kit';
 import { Command } from 'commander';
 import { DecoderCache, disposeBatch, initBackend, makeBatch, parseWasmThreads, presetConfig, Transformer, sourceTensor, type Example } from '@hanmadi/model';
 import { lengthBucketedBatches, prepareChatbotData } from './chatbot-data.js';
@@ -42,7 +43,7 @@ async function kernelsOf(f: () => void): Promise<Launch[]> {
 }
 
 interface KernelsOptions {
-  repeat: string;
+  repeat: number;
   wasmThreads: string;
 }
 
@@ -51,14 +52,14 @@ export function kernelsCommand(): Command {
     .description(
       'kernels launched per training step and per cached decoding step of the tutorial preset on wasm, with their times; then per-row costs of batched decoding',
     )
-    .option('--repeat <n>', 'timed repetitions of each measurement (decoding replies: twice as many)', '20')
+    .option('--repeat <n>', 'timed repetitions of each measurement (decoding replies: twice as many)', integer(1), 20)
     .option('--wasm-threads <n>', 'threads of the wasm backend', '1')
     .addHelpText('after', '\nKERNEL_DETAIL=1 also lists the costliest non-product kernels of a training step by shape; KERNEL_DETAIL=all lists products too.')
     .action((_, command: Command) => benchKernels(command.opts<KernelsOptions>()));
 }
 
 export async function benchKernels(options: KernelsOptions): Promise<void> {
-  const repeat = Number(options.repeat);
+  const repeat = options.repeat;
   let backendLine = '';
   await initBackend('wasm', (line) => (backendLine = line), { wasmThreads: parseWasmThreads(options.wasmThreads, '--wasm-threads') });
   console.log(backendLine);

@@ -6,6 +6,7 @@
  * reference measured right before it, with the ratio.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { integer } from '@hanmadi/cli-kit';
 import { Command } from 'commander';
 import {
   Adam,
@@ -125,7 +126,7 @@ function ratio(ours: number, theirs: number | undefined): string {
 }
 
 interface ModelOptions {
-  steps: string;
+  steps: number;
   backends: string;
   reference: boolean;
 }
@@ -135,14 +136,14 @@ export function modelCommand(): Command {
     .description(
       'training steps/s and target tokens/s of the tutorial preset on ChatbotData on each backend, and greedy decoding latency with and without the cache, beside PyTorch',
     )
-    .option('--steps <n>', 'timed training steps after 3 warm-up steps (the cpu backend runs at most 2, webgpu at most 3)', '30')
+    .option('--steps <n>', 'timed training steps after 3 warm-up steps (the cpu backend runs at most 2, webgpu at most 3)', integer(1), 30)
     .option('--backends <list>', 'comma-separated backends to train on: wasm, cpu, webgpu', 'wasm,cpu')
     .option('--no-reference', 'skip the PyTorch reference (../shared/anchors/torch-cpu)')
     .action((_, command: Command) => benchModel(command.opts<ModelOptions>()));
 }
 
 export async function benchModel(options: ModelOptions): Promise<void> {
-  const steps = Number(options.steps);
+  const steps = options.steps;
   const backends = options.backends.split(',').map((b) => b.trim()) as BackendName[];
   const withReference = options.reference && referenceAvailable();
 

@@ -28,6 +28,7 @@ import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import autocannon from 'autocannon';
+import { integer, number, positive } from '@hanmadi/cli-kit';
 import { Command, Option } from 'commander';
 import { BUNDLED_CORPUS, readPairs, referenceCorpusPath, REPO_ROOT, splitPairs } from '@hanmadi/corpus';
 import { median, printTable } from './table.js';
@@ -533,27 +534,26 @@ async function questionMix(): Promise<{ questions: string[]; source: string }> {
   };
 }
 
-function positiveNumber(value: string, flag: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new Error(`${flag}: expected a positive number, got "${value}"`);
-  return n;
-}
-
 interface ServeOptions {
   model?: string;
   backend: string;
   wasmThreads: string;
-  duration: string;
-  warmup: string;
-  requests: string;
-  clients: string;
-  rounds: string;
-  maxBatch: string;
-  maxWaitMs: string;
+  duration: number;
+  warmup: number;
+  requests: number;
+  clients: number[];
+  rounds: number;
+  maxBatch: number;
+  maxWaitMs: number;
   only?: 'latency' | 'throughput' | 'model';
-  replicas?: string;
+  replicas?: number;
   reference: boolean;
   recordedReference: boolean;
+}
+
+/** `--clients 1,8,32`: counts of at least one client. */
+function clientCounts(value: string): number[] {
+  return value.split(',').map((c) => integer(1)(c.trim(), undefined));
 }
 
 export function serveCommand(): Command {
@@ -562,17 +562,18 @@ export function serveCommand(): Command {
     .option('--model <run-dir>', `a tutorial-preset run directory (default: ${DEFAULT_MODEL})`)
     .option('--backend <name>', "the servers' backend", 'wasm')
     .option('--wasm-threads <n>', "threads of each server's wasm backend, and of the model-alone part's", '1')
-    .option('--duration <s>', 'seconds of load per client count and server (throughput; model alone: per mode)', '12')
-    .option('--warmup <s>', 'seconds of warm-up load per server before the throughput rounds, and per mode before the model-alone ones', '2')
-    .option('--requests <n>', 'requests per latency case and server', '50')
-    .option('--clients <list>', 'comma-separated concurrent client counts for throughput; the largest is the model-alone callers', '1,8,32')
-    .option('--rounds <n>', 'alternating rounds of batching on and off the measurements are split into', '6')
-    .option('--max-batch <n>', "the batching server's maxBatch", '32')
-    .option('--max-wait-ms <ms>', "the batching server's maxWaitMs", '0')
+    .option('--duration <s>', 'seconds of load per client count and server (throughput; model alone: per mode)', positive, 12)
+    .option('--warmup <s>', 'seconds of warm-up load per server before the throughput rounds, and per mode before the model-alone ones', number({ min: 0 }), 2)
+    .option('--requests <n>', 'requests per latency case and server', integer(1), 50)
+    .option('--clients <list>', 'comma-separated concurrent client counts for throughput; the largest is the model-alone callers', clientCounts, [1, 8, 32])
+    .option('--rounds <n>', 'alternating rounds of batching on and off the measurements are split into', integer(1), 6)
+    .option('--max-batch <n>', "the batching server's maxBatch", integer(1), 32)
+    .option('--max-wait-ms <ms>', "the batching server's maxWaitMs", integer(0), 0)
     .addOption(new Option('--only <part>', 'measure one part only').choices(['latency', 'throughput', 'model']))
     .option(
       '--replicas <n>',
       'instead of the parts above: req/s of one `hanmadi serve` process, then of <n> behind HAProxy (docker/haproxy.cfg on loopback), the largest --clients for --duration s each',
+      integer(1),
     )
     .option('--no-reference', 'no PyTorch figures at all')
     .option('--recorded-reference', "PyTorch's recorded figures instead of running it now")
@@ -580,13 +581,7 @@ export function serveCommand(): Command {
 }
 
 export async function benchServe(values: ServeOptions): Promise<void> {
-  const duration = positiveNumber(values.duration, '--duration');
-  const warmup = Number(values.warmup);
-  const requests = Math.round(positiveNumber(values.requests, '--requests'));
-  const clients = values.clients.split(',').map((c) => Math.round(positiveNumber(c.trim(), '--clients')));
-  const rounds = Math.round(positiveNumber(values.rounds, '--rounds'));
-  const maxBatch = Math.round(positiveNumber(values.maxBatch, '--max-batch'));
-  const maxWaitMs = Number(values.maxWaitMs);
+  const { duration, warmup, requests, clients, rounds, maxBatch, maxWaitMs } = values;
   const wasmThreads = (await import('@hanmadi/model')).parseWasmThreads(values.wasmThreads, '--wasm-threads');
   const doLatency = values.only === undefined || values.only === 'latency';
   const doThroughput = values.only === undefined || values.only === 'throughput';
@@ -613,7 +608,7 @@ export async function benchServe(values: ServeOptions): Promise<void> {
   );
   if (preset !== 'tutorial') console.log(`note: issue 5's targets are for the tutorial preset; this model's preset is ${preset}`);
   if (values.replicas !== undefined) {
-    const replicas = Math.round(positiveNumber(values.replicas, '--replicas'));
+    const replicas = values.replicas;
     const { questions, source } = await questionMix();
     await benchReplicas({ modelDir, backend: values.backend, wasmThreads, replicas, clients: Math.max(...clients), duration, warmup, questions, source });
     return;

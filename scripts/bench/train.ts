@@ -7,6 +7,7 @@
  * before it.
  */
 import { availableParallelism } from 'node:os';
+import { integer } from '@hanmadi/cli-kit';
 import { Command } from 'commander';
 import { initBackend, noamSchedule, presetConfig, Transformer, type Example, type ModelConfig } from '@hanmadi/model';
 import { epochBatches, InProcessEngine, ParallelEngine, type Engine } from '@hanmadi/trainer';
@@ -37,23 +38,23 @@ export function stepFlops(batch: readonly Example[], config: ModelConfig): numbe
 }
 
 interface TrainOptions {
-  steps: string;
-  workers?: string;
+  steps: number;
+  workers?: number;
   reference: boolean;
 }
 
 export function trainCommand(): Command {
   return new Command('train')
     .description("the trainer's own step on the tutorial preset and ChatbotData: target tokens/s and share of the machine's fp32 matmul peak, beside PyTorch")
-    .option('--steps <n>', 'timed steps after 3 warm-up steps', '40')
-    .option('--workers <n>', 'data-parallel worker threads on wasm; 1 steps in-process (default: one per core, at most 4)')
+    .option('--steps <n>', 'timed steps after 3 warm-up steps', integer(1), 40)
+    .option('--workers <n>', 'data-parallel worker threads on wasm; 1 steps in-process (default: one per core, at most 4)', integer(1))
     .option('--no-reference', 'skip the PyTorch reference (../shared/anchors/torch-cpu)')
     .action((_, command: Command) => benchTrain(command.opts<TrainOptions>()));
 }
 
 export async function benchTrain(options: TrainOptions): Promise<void> {
-  const steps = Number(options.steps);
-  const workers = Number(options.workers ?? Math.min(availableParallelism(), 4));
+  const steps = options.steps;
+  const workers = options.workers ?? Math.min(availableParallelism(), 4);
   let reference: ReferenceTraining | undefined;
   if (options.reference && referenceAvailable()) {
     console.log('PyTorch reference (../shared/anchors/torch-cpu): training benchmark, 2 threads, 50 steps …');
